@@ -1,1 +1,364 @@
-//! TODO: api
+//! Request and response bodies of the agent ⇄ server API (`/api/v1`).
+//!
+//! Both sides compile against these types, so a field renamed here breaks
+//! the build of both instead of a backup at 3 a.m. Bodies are JSON except pack
+//! uploads and downloads, which are raw pack bytes (`application/octet-stream`).
+//! Ids travel as lowercase hex strings. Every non-2xx response has an
+//! [`ApiError`] body whose `code` is one of [`codes`] and whose `retryable`
+//! tells the agent whether to try again (with backoff) or give up.
+//!
+//! A backup runs: [`OpenUploadSessionRequest`] → repeated
+//! [`MissingBlobsRequest`] → pack uploads ([`PackUploadResponse`]) →
+//! [`CommitSnapshotRequest`]. Every request on a session extends its lease;
+//! blobs reported present (or uploaded) are protected from garbage collection
+//! until the lease expires or the snapshot is committed.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, RepoConfig};
+use crate::crypto::WrappedTenantKeys;
+use crate::ids::{AgentId, BlobId, PackId, PlanId, SnapshotId, TenantId, UploadSessionId};
+use crate::snapshot::SnapshotRecord;
+
+/// Prefix of every API path.
+pub const API_PREFIX: &str = "/api/v1";
+/// Most ids one [`MissingBlobsRequest`] or [`LocateBlobsRequest`] may carry.
+pub const MAX_IDS_PER_QUERY: usize = 10_000;
+/// Most missing ids one failed commit lists (the agent re-uploads and retries).
+pub const MAX_REPORTED_MISSING: usize = 1000;
+
+/// Error codes of [`ApiError::code`]. Never change a code's meaning: agents match on them.
+pub mod codes {
+    /// Missing, malformed or revoked credential (401).
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The credential may not do this, e.g. an agent deleting (403).
+    pub const FORBIDDEN: &str = "forbidden";
+    /// No such object for this tenant (404).
+    pub const NOT_FOUND: &str = "not_found";
+    /// The body or a parameter is malformed or breaks a rule (400).
+    pub const INVALID_REQUEST: &str = "invalid_request";
+    /// An enrollment token is unknown, used or expired (401).
+    pub const INVALID_TOKEN: &str = "invalid_token";
+    /// Tenant keys were already uploaded; fetch them instead (409).
+    pub const TENANT_KEYS_EXIST: &str = "tenant_keys_exist";
+    /// The tenant has no keys yet; the first agent must create them (404).
+    pub const TENANT_KEYS_MISSING: &str = "tenant_keys_missing";
+    /// The upload session is unknown, committed or its lease expired; open a new one (409).
+    pub const SESSION_EXPIRED: &str = "session_expired";
+    /// The pack failed a check: id, header, table (422).
+    pub const PACK_REJECTED: &str = "pack_rejected";
+    /// A commit references blobs the server does not hold; see `missing_blobs` (409).
+    pub const MISSING_BLOBS: &str = "missing_blobs";
+    /// The tenant's storage or agent quota is used up (402/403).
+    pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    /// Too many requests; retry after a pause (429).
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The server failed (500/503); retryable.
+    pub const INTERNAL: &str = "internal";
+}
+
+/// The body of every non-2xx response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Machine-readable cause, one of [`codes`].
+    pub code: String,
+    /// Human-readable sentence naming the object and the cause.
+    pub message: String,
+    /// Whether the same request may succeed later.
+    pub retryable: bool,
+    /// For `missing_blobs`: up to [`MAX_REPORTED_MISSING`] ids the commit lacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_blobs: Vec<BlobId>,
+}
+
+impl ApiError {
+    /// An error without missing-blob ids.
+    pub fn new(code: &str, message: impl Into<String>, retryable: bool) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            retryable,
+            missing_blobs: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// `POST /api/v1/agents/enroll` — no credential; the one-time token is one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The enrollment token shown in the dashboard.
+    pub token: String,
+    /// Display name chosen for this agent.
+    pub agent_name: String,
+    /// The machine's host name.
+    pub hostname: String,
+}
+
+/// Response to [`EnrollRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The new agent's id.
+    pub agent_id: AgentId,
+    /// The tenant the token belonged to.
+    pub tenant_id: TenantId,
+    /// The agent's secret credential (sent as a bearer token); shown once, stored hashed.
+    pub credential: String,
+    /// Whether the tenant already has keys: if not, this agent creates and uploads them.
+    pub tenant_keys_exist: bool,
+}
+
+/// `PUT /api/v1/tenant/keys` (first agent; `tenant_keys_exist` afterwards)
+/// and the response of `GET /api/v1/tenant/keys`.
+///
+/// The recovery public key is bytes 34..66 of the wrapped keys
+/// ([`WrappedTenantKeys::public_key`]), so a write-only agent gets it without
+/// the passphrase and it can never disagree with the wrapped secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantKeyBundle {
+    /// The id key and recovery secret, wrapped under the recovery passphrase (hex, 170 bytes).
+    pub wrapped_keys: WrappedTenantKeys,
+    /// The repository config's JSON text (`{"format":"stowage-repo","version":1,…}`),
+    /// fixed at creation. A string, so the server stores and returns exactly
+    /// the bytes the first agent wrote; read it with [`TenantKeyBundle::repo_config`].
+    pub repo_config: String,
+}
+
+impl TenantKeyBundle {
+    /// A bundle carrying `config`.
+    pub fn new(wrapped_keys: WrappedTenantKeys, config: &RepoConfig) -> Self {
+        Self {
+            wrapped_keys,
+            repo_config: config.to_json(),
+        }
+    }
+
+    /// The repository config, parsed and validated.
+    ///
+    /// # Errors
+    ///
+    /// As [`RepoConfig::from_json`]: another format or version, unknown
+    /// fields, or parameters out of range.
+    pub fn repo_config(&self) -> Result<RepoConfig, ConfigError> {
+        RepoConfig::from_json(self.repo_config.as_bytes())
+    }
+}
+
+/// `POST /api/v1/uploads` — opens an upload session (a lease protecting blobs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct OpenUploadSessionRequest {
+    /// The plan this backup runs for; `None` for a manual backup.
+    pub plan: Option<PlanId>,
+}
+
+/// Response to [`OpenUploadSessionRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSession {
+    /// Id to use in the session's paths.
+    pub session_id: UploadSessionId,
+    /// When the lease ends unless a request on the session extends it.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/uploads/{session_id}/missing` — which of these blobs must be uploaded?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingBlobsRequest {
+    /// At most [`MAX_IDS_PER_QUERY`] ids.
+    pub ids: Vec<BlobId>,
+}
+
+/// Response to [`MissingBlobsRequest`]; ids not listed are present and now leased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissingBlobsResponse {
+    /// The requested ids the server does not hold, in request order.
+    pub missing: Vec<BlobId>,
+}
+
+/// Response to `PUT /api/v1/uploads/{session_id}/packs/{pack_id}` (body: the pack bytes).
+///
+/// The server hashes the stream, checks the id, header and table, stores the
+/// object and indexes its blobs in one transaction. A retry of the same pack is
+/// answered with `already_present: true`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackUploadResponse {
+    /// The pack's id (BLAKE3 of its bytes).
+    pub pack_id: PackId,
+    /// Number of blobs in the pack's table.
+    pub blobs_indexed: u32,
+    /// Whether the pack was stored before this request.
+    pub already_present: bool,
+}
+
+/// `POST /api/v1/uploads/{session_id}/commit` — makes a snapshot visible.
+///
+/// Fails with `missing_blobs` (listing ids in [`ApiError::missing_blobs`]) unless
+/// every blob reachable from the record's root is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitSnapshotRequest {
+    /// The record; the server computes its id from the canonical bytes.
+    pub record: SnapshotRecord,
+}
+
+/// Response to [`CommitSnapshotRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitSnapshotResponse {
+    /// The committed snapshot's id.
+    pub snapshot_id: SnapshotId,
+    /// Whether this exact snapshot had been committed before (an idempotent retry).
+    pub already_committed: bool,
+}
+
+/// One row of `GET /api/v1/snapshots?plan={plan_id}&limit={n}&before={snapshot_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotListItem {
+    /// The snapshot's id.
+    pub id: SnapshotId,
+    /// When the server accepted the commit.
+    pub committed_at: DateTime<Utc>,
+    /// The committed record.
+    pub record: SnapshotRecord,
+}
+
+/// Response of `GET /api/v1/snapshots`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotList {
+    /// The page of snapshots.
+    pub snapshots: Vec<SnapshotListItem>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_before: Option<SnapshotId>,
+}
+
+/// `POST /api/v1/blobs/locate` — where are these blobs stored? (for restore)
+///
+/// The agent then fetches the byte ranges with
+/// `GET /api/v1/packs/{pack_id}` and a `Range` header (the pack header with the
+/// sealed data key is bytes 0..88).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateBlobsRequest {
+    /// At most [`MAX_IDS_PER_QUERY`] ids.
+    pub ids: Vec<BlobId>,
+}
+
+/// Where one blob lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobLocation {
+    /// The blob.
+    pub id: BlobId,
+    /// The pack holding it.
+    pub pack_id: PackId,
+    /// Offset of the sealed blob in the pack.
+    pub offset: u32,
+    /// Length of the sealed blob.
+    pub length: u32,
+}
+
+/// Response to [`LocateBlobsRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateBlobsResponse {
+    /// Locations of the ids found, in request order.
+    pub found: Vec<BlobLocation>,
+    /// Ids the tenant does not hold.
+    pub missing: Vec<BlobId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_body_omits_an_empty_missing_list_and_reads_it_back_when_present() {
+        // Arrange
+        let plain = ApiError::new(codes::SESSION_EXPIRED, "upload session 00 expired", false);
+        let mut missing = ApiError::new(codes::MISSING_BLOBS, "2 blobs are missing", false);
+        missing.missing_blobs = vec![BlobId::from_bytes([1; 32])];
+
+        // Act
+        let plain_json = serde_json::to_string(&plain).unwrap();
+        let missing_json = serde_json::to_string(&missing).unwrap();
+
+        // Assert
+        assert_eq!(
+            plain_json,
+            r#"{"code":"session_expired","message":"upload session 00 expired","retryable":false}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ApiError>(&plain_json).unwrap(),
+            plain
+        );
+        assert!(missing_json.contains(&"01".repeat(32)), "{missing_json}");
+        assert_eq!(
+            serde_json::from_str::<ApiError>(&missing_json).unwrap(),
+            missing
+        );
+        assert_eq!(
+            plain.to_string(),
+            "upload session 00 expired (session_expired)"
+        );
+    }
+
+    #[test]
+    fn ids_and_times_travel_as_strings() {
+        let session = UploadSession {
+            session_id: UploadSessionId::from_bytes([0xab; 16]),
+            lease_expires_at: "2026-11-26T12:00:00Z".parse().unwrap(),
+        };
+        let json = serde_json::to_string(&session).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"session_id":"{}","lease_expires_at":"2026-11-26T12:00:00Z"}}"#,
+                "ab".repeat(16)
+            )
+        );
+        assert_eq!(
+            serde_json::from_str::<UploadSession>(&json).unwrap(),
+            session
+        );
+    }
+
+    #[test]
+    fn a_key_bundle_carries_the_repo_config_as_json_and_reads_it_back() {
+        // Arrange
+        let keys = crate::crypto::TenantKeys {
+            id_key: crate::crypto::IdKey::from_bytes([1; 32]),
+            recovery_secret: crate::crypto::RecoverySecret::from_bytes([2; 32]),
+        };
+        let fast = crate::crypto::KdfParams {
+            m_cost_kib: crate::crypto::KdfParams::MIN_M_COST_KIB,
+            t_cost: 1,
+            parallelism: 1,
+        };
+        let wrapped = WrappedTenantKeys::wrap(&keys, b"pass", fast, [3; 16], [4; 24]).unwrap();
+
+        // Act
+        let bundle = TenantKeyBundle::new(wrapped, &RepoConfig::default());
+        let json = serde_json::to_string(&bundle).unwrap();
+        let back: TenantKeyBundle = serde_json::from_str(&json).unwrap();
+
+        // Assert
+        assert!(
+            json.contains(r#""repo_config":"{\"format\":\"stowage-repo\","#),
+            "{json}"
+        );
+        assert_eq!(back.repo_config, RepoConfig::default().to_json());
+        assert_eq!(back.repo_config().unwrap(), RepoConfig::default());
+        assert_eq!(
+            back.wrapped_keys.public_key(),
+            keys.recovery_secret.public_key()
+        );
+    }
+
+    #[test]
+    fn a_missing_blobs_query_with_a_bad_id_is_rejected() {
+        let bad = r#"{"ids":["00"]}"#;
+        assert!(serde_json::from_str::<MissingBlobsRequest>(bad).is_err());
+    }
+}
