@@ -1,0 +1,94 @@
+//! The SQL migrations, compiled into the binary so the server never needs
+//! the source tree at run time.
+//!
+//! Each backend has its own folder (`migrations/sqlite`, `migrations/postgres`)
+//! of `<version>_<description>.sql` files, one change per file, the same
+//! versions in both. To add one: write both files, then add a line to both
+//! lists below; a test fails if a file on disk is missing from a list.
+//! Applied migrations must never be edited — sqlx refuses to start when an
+//! applied migration's checksum changed.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use super::Backend;
+
+/// One embedded migration: version, description, SQL.
+type Embedded = (i64, &'static str, &'static str);
+
+/// Migrations of the SQLite schema, oldest first.
+const SQLITE: &[Embedded] = &[(
+    20_260_101_000_000,
+    "foundation",
+    include_str!("../../../migrations/sqlite/20260101000000_foundation.sql"),
+)];
+
+/// Migrations of the PostgreSQL schema, oldest first.
+const POSTGRES: &[Embedded] = &[(
+    20_260_101_000_000,
+    "foundation",
+    include_str!("../../../migrations/postgres/20260101000000_foundation.sql"),
+)];
+
+/// The migrator for `backend`.
+pub fn migrator(backend: Backend) -> Migrator {
+    let embedded = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    Migrator::with_migrations(
+        embedded
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_on_disk(backend: &str) -> Vec<String> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations/");
+        let mut names: Vec<String> = std::fs::read_dir(format!("{dir}{backend}"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| {
+                std::path::Path::new(name)
+                    .extension()
+                    .is_some_and(|e| e == "sql")
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn listed(embedded: &[Embedded]) -> Vec<String> {
+        embedded
+            .iter()
+            .map(|(version, description, _)| format!("{version}_{description}.sql"))
+            .collect()
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        assert_eq!(listed(SQLITE), files_on_disk("sqlite"));
+        assert_eq!(listed(POSTGRES), files_on_disk("postgres"));
+    }
+
+    #[test]
+    fn both_backends_have_the_same_versions() {
+        let versions = |list: &[Embedded]| list.iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE), versions(POSTGRES));
+    }
+}

@@ -1,0 +1,324 @@
+//! The database: the only module that writes SQL.
+//!
+//! One query layer serves both backends. Queries go through sqlx's `Any`
+//! driver with portable SQL and `$1` placeholders, so every query is one code
+//! path that the test suite runs twice — on SQLite and on PostgreSQL — rather
+//! than two implementations that drift apart. Compile-time checked macros are
+//! left out on purpose: they would build the drivers a second time for the
+//! proc macro and need a live database at build time.
+//!
+//! The `Any` driver moves only booleans, integers, floats, text and blobs, so
+//! the schema sticks to those: ids are 32-character lowercase hex `TEXT` and
+//! times are `BIGINT` milliseconds since the Unix epoch (UTC), converted at
+//! this boundary ([`now_millis`], [`from_millis`]).
+//!
+//! Migrations (one folder per backend under `migrations/`) are compiled into
+//! the binary ([`migrations`]) and applied at start; on PostgreSQL sqlx takes
+//! an advisory lock, so several instances may start at once.
+//!
+//! Every function that touches tenant data takes the tenant as a parameter.
+
+pub mod audit;
+pub mod migrations;
+pub mod tenants;
+pub mod users;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions};
+
+use crate::configuration::DatabaseSettings;
+
+/// How long a request waits for a free connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long SQLite waits for a competing writer before giving up (5 s).
+const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default, one file in the data directory.
+    Sqlite,
+    /// The scale-out database.
+    Postgres,
+}
+
+/// A pool of connections to the server's database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A database operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database cannot be opened or reached.
+    #[error("unable to connect to the database {url} - {source}")]
+    Connect {
+        /// The URL with any password redacted.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// The directory of the SQLite file cannot be created.
+    #[error("unable to create the database directory {path:?} - {source}")]
+    CreateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The filesystem error.
+        source: std::io::Error,
+    },
+    /// Applying the embedded migrations failed.
+    #[error("unable to apply database migrations - {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The row asked for does not exist (or belongs to another tenant).
+    #[error("{what} {key} does not exist")]
+    NotFound {
+        /// Kind of row, e.g. "tenant".
+        what: &'static str,
+        /// How it was looked up.
+        key: String,
+    },
+    /// A unique value is already taken.
+    #[error("{what} {value:?} already exists")]
+    AlreadyExists {
+        /// Kind of row, e.g. "tenant".
+        what: &'static str,
+        /// The clashing value.
+        value: String,
+    },
+    /// A stored value does not decode (a bug or a hand-edited database).
+    #[error("stored {what} is invalid - {problem}")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Any other failed statement.
+    #[error("unable to {action} - {source}")]
+    Query {
+        /// What was being done, e.g. "insert tenant".
+        action: &'static str,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+}
+
+impl Database {
+    /// Connects to the database the settings name. For SQLite, creates the
+    /// file and its directory if missing and turns on WAL journaling, foreign
+    /// keys and a busy timeout on every connection.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the URL is malformed or the database cannot be reached.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let url = settings.url.expose_secret();
+        let connect_error = |source| DbError::Connect {
+            url: settings.redacted_url(),
+            source,
+        };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite(url)?,
+            Backend::Postgres => url.to_owned(),
+        };
+        let options: AnyConnectOptions = url.parse().map_err(connect_error)?;
+        let options = options.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA synchronous = NORMAL",
+                            SQLITE_BUSY_TIMEOUT,
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies the embedded migrations that have not run yet.
+    ///
+    /// # Errors
+    ///
+    /// Fails when a migration fails or an applied one was changed.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        migrations::migrator(self.backend).run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Runs a trivial query, for `/readyz`.
+    ///
+    /// # Errors
+    ///
+    /// Fails when no connection can be had or the query fails.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(query_error("reach the database"))?;
+        Ok(())
+    }
+
+    /// Closes every connection; later queries fail. Waits for connections in use.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for the query functions in this module.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Adds `mode=rwc` (create if missing) to a SQLite URL and creates the
+/// file's directory, so the first start of a fresh installation just works.
+fn prepare_sqlite(url: &str) -> Result<String, DbError> {
+    let without_scheme = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = without_scheme.split('?').next().unwrap_or_default();
+    let in_memory = path.is_empty() || path == ":memory:";
+    if !in_memory
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    if in_memory || url.contains("mode=") {
+        Ok(url.to_owned())
+    } else if url.contains('?') {
+        Ok(format!("{url}&mode=rwc"))
+    } else {
+        Ok(format!("{url}?mode=rwc"))
+    }
+}
+
+/// A fresh 32-character hex id for rows without a protocol id type.
+pub fn new_row_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    hex::encode(bytes)
+}
+
+/// Now, as stored: milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// A stored time back as a `DateTime`.
+///
+/// # Errors
+///
+/// Fails for values outside chrono's range (a corrupt row).
+pub fn from_millis(what: &'static str, millis: i64) -> Result<DateTime<Utc>, DbError> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| DbError::Corrupt {
+        what,
+        problem: format!("{millis} is not a time in milliseconds since 1970"),
+    })
+}
+
+/// Maps a failed statement to [`DbError::Query`].
+fn query_error(action: &'static str) -> impl Fn(sqlx::Error) -> DbError + Copy {
+    move |source| DbError::Query { action, source }
+}
+
+/// Maps a unique-constraint violation to [`DbError::AlreadyExists`], other
+/// failures to [`DbError::Query`].
+fn insert_error(
+    action: &'static str,
+    what: &'static str,
+    value: &str,
+) -> impl FnOnce(sqlx::Error) -> DbError {
+    move |source| {
+        if source
+            .as_database_error()
+            .is_some_and(sqlx::error::DatabaseError::is_unique_violation)
+        {
+            DbError::AlreadyExists {
+                what,
+                value: value.to_owned(),
+            }
+        } else {
+            DbError::Query { action, source }
+        }
+    }
+}
+
+/// Parses a stored id column.
+fn parse_id<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T, DbError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|err: T::Err| DbError::Corrupt {
+        what,
+        problem: err.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_url_gains_create_mode_and_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nested/deeper/stowage.db");
+        let url = format!("sqlite://{}", file.display());
+
+        let prepared = prepare_sqlite(&url).unwrap();
+
+        assert_eq!(prepared, format!("{url}?mode=rwc"));
+        assert!(dir.path().join("nested/deeper").is_dir());
+    }
+
+    #[test]
+    fn an_explicit_sqlite_mode_is_kept() {
+        assert_eq!(
+            prepare_sqlite("sqlite::memory:").unwrap(),
+            "sqlite::memory:"
+        );
+        assert_eq!(
+            prepare_sqlite("sqlite://x.db?mode=ro").unwrap(),
+            "sqlite://x.db?mode=ro"
+        );
+    }
+
+    #[test]
+    fn stored_times_round_trip_through_milliseconds() {
+        let millis = now_millis();
+        assert_eq!(from_millis("t", millis).unwrap().timestamp_millis(), millis);
+        assert!(from_millis("t", i64::MAX).is_err());
+    }
+}

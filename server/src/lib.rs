@@ -1,0 +1,36 @@
+//! The Stowage server: one process that serves the agent API and dashboard,
+//! keeps every tenant's metadata in a database and its packs in an object
+//! store.
+//!
+//! Two deployment modes share one code path. The embedded default needs no
+//! configuration: `stowage-server` alone stores metadata in SQLite and objects
+//! on the local filesystem under `./stowage-data/` and listens on
+//! 127.0.0.1:8080. Scale-out points the same binary at PostgreSQL and an
+//! S3-compatible store (see `docker-compose.yml`) and runs several instances
+//! behind a load balancer; anything that must happen once coordinates through
+//! the database, never through local state.
+//!
+//! Both databases are driven through sqlx's `Any` driver with portable SQL, so
+//! each query is written once and the test suite runs it on both engines (see
+//! [`db`]). Both object stores implement one trait, [`storage::ObjectStore`],
+//! with an in-memory twin for tests.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (`serve` by default); `main.rs` only calls it.
+//! - [`configuration`]: defaults ← TOML file ← `STOWAGE_*` environment, validated at start.
+//! - [`startup`]: [`startup::Application`] opens everything and runs the HTTP server.
+//! - [`telemetry`]: the `tracing` subscriber and request logging.
+//! - [`routes`]: HTTP handlers (`/healthz`, `/readyz`).
+//! - [`domain`]: validated values such as [`domain::TenantName`] and [`domain::Role`].
+//! - [`db`]: the only module with SQL; migrations are embedded from `migrations/`.
+//! - [`storage`]: the only module that talks to S3; local, S3 and in-memory stores.
+
+pub mod cli;
+pub mod configuration;
+pub mod db;
+pub mod domain;
+pub mod routes;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+//! HTTP handlers, one file per URL area.
+
+pub mod health;

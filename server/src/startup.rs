@@ -1,0 +1,144 @@
+//! Wiring: settings in, a running HTTP server out.
+//!
+//! [`Application::build`] opens the database (applying migrations) and the
+//! object store, binds the listener and builds the server without running it,
+//! so a test can bind port 0, read the chosen [`Application::port`] and then
+//! drive [`Application::run_until_stopped`] on a task.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::configuration::Settings;
+use crate::db::Database;
+use crate::routes::health;
+use crate::storage::{self, ObjectStore};
+use crate::telemetry;
+
+/// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE_SECS: u64 = 30;
+
+/// A built server, bound to its port but not yet serving.
+pub struct Application {
+    /// The address actually bound (the real port when 0 was asked for).
+    address: SocketAddr,
+    /// The actix server future; resolves after a graceful shutdown.
+    server: Server,
+    /// Kept to close the pool once the server has stopped.
+    database: Database,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("address", &self.address)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Opens the database (creating and migrating it as needed) and the
+    /// object store the settings name, and binds the listener.
+    ///
+    /// # Errors
+    ///
+    /// Fails, naming the step, when the data directory, database, migrations,
+    /// object store or listener cannot be set up.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "unable to create the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+        tracing::info!(
+            "data directory {}",
+            std::path::absolute(&settings.data_dir)
+                .unwrap_or_else(|_| settings.data_dir.clone())
+                .display()
+        );
+        let database = Database::connect(&settings.database).await?;
+        database.migrate().await?;
+        tracing::info!(
+            "database {} ({:?}), migrations applied",
+            settings.database.redacted_url(),
+            database.backend()
+        );
+        let store = storage::open(&settings.object_store)
+            .await
+            .context("unable to open the object store")?;
+        tracing::info!("object store: {}", settings.object_store.describe());
+        Self::build_with(settings.listen, database, store)
+    }
+
+    /// Binds `listen` and builds the server around an opened database and
+    /// store; tests use it to run the app on an in-memory store.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the address cannot be bound.
+    pub fn build_with(
+        listen: SocketAddr,
+        database: Database,
+        store: Arc<dyn ObjectStore>,
+    ) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(listen).with_context(|| format!("unable to listen on {listen}"))?;
+        let address = listener
+            .local_addr()
+            .context("unable to read the bound address")?;
+        let db_data = web::Data::new(database.clone());
+        let store_data: web::Data<dyn ObjectStore> = web::Data::from(store);
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(telemetry::log_request))
+                .app_data(db_data.clone())
+                .app_data(store_data.clone())
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+        })
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
+        .listen(listener)
+        .with_context(|| format!("unable to serve on {address}"))?
+        .run();
+        tracing::info!("stowage-server listening on http://{address}");
+        Ok(Self {
+            address,
+            server,
+            database,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// The database handle, shared with the running server.
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// Serves until SIGTERM or SIGINT, lets in-flight requests finish, then
+    /// closes the database pool.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the server stops with an I/O error.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let served = self.server.await.context("the HTTP server failed");
+        self.database.close().await;
+        tracing::info!("stowage-server stopped; database connections closed");
+        served
+    }
+}

@@ -1,0 +1,229 @@
+use std::path::PathBuf;
+
+use secrecy::ExposeSecret;
+use stowage_server::configuration::{ConfigError, ObjectStoreSettings, Settings};
+
+use crate::helpers::env;
+
+const ALL_S3: [(&str, &str); 5] = [
+    ("STOWAGE_S3_ENDPOINT", "http://127.0.0.1:9000"),
+    ("STOWAGE_S3_BUCKET", "stowage"),
+    ("STOWAGE_S3_REGION", "us-east-1"),
+    ("STOWAGE_S3_ACCESS_KEY", "AKIDEXAMPLE"),
+    ("STOWAGE_S3_SECRET_KEY", "wJalrXUtnFEMI-very-secret"),
+];
+
+fn config_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("server.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn error_of(result: Result<Settings, ConfigError>) -> String {
+    result.expect_err("the settings were accepted").to_string()
+}
+
+#[test]
+fn no_settings_at_all_give_the_embedded_defaults() {
+    // Act
+    let settings = Settings::from_sources(None, &env(&[])).unwrap();
+
+    // Assert
+    assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(settings.data_dir, PathBuf::from("./stowage-data"));
+    assert_eq!(
+        settings.database.url.expose_secret(),
+        "sqlite://./stowage-data/stowage.db"
+    );
+    assert!(matches!(
+        settings.object_store,
+        ObjectStoreSettings::Local { ref root } if root.as_path() == std::path::Path::new("./stowage-data/objects")
+    ));
+    assert_eq!(settings.log, "info");
+}
+
+#[test]
+fn the_environment_beats_the_file() {
+    // Arrange
+    let (_dir, path) = config_file(
+        "listen = \"127.0.0.1:7000\"\ndata_dir = \"/srv/from-file\"\nlog = \"debug\"\n",
+    );
+    let env = env(&[("STOWAGE_LISTEN", "127.0.0.1:9000")]);
+
+    // Act
+    let settings = Settings::from_sources(Some(&path), &env).unwrap();
+
+    // Assert
+    assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
+    assert_eq!(settings.data_dir, PathBuf::from("/srv/from-file"));
+    assert_eq!(settings.log, "debug");
+    assert_eq!(
+        settings.database.url.expose_secret(),
+        "sqlite:///srv/from-file/stowage.db"
+    );
+}
+
+#[test]
+fn a_bad_listen_address_in_the_environment_is_named() {
+    let result = Settings::from_sources(None, &env(&[("STOWAGE_LISTEN", "abc")]));
+
+    assert_eq!(
+        error_of(result),
+        "STOWAGE_LISTEN: \"abc\" is not a socket address like 127.0.0.1:8080"
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_file_names_the_key_and_the_file() {
+    let (_dir, path) = config_file("listen = \"localhost\"\n");
+
+    let message = error_of(Settings::from_sources(Some(&path), &env(&[])));
+
+    assert_eq!(
+        message,
+        format!(
+            "listen in {}: \"localhost\" is not a socket address like 127.0.0.1:8080",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_rejected() {
+    let (_dir, path) = config_file("lisen = \"127.0.0.1:1\"\n");
+
+    let message = error_of(Settings::from_sources(Some(&path), &env(&[])));
+
+    assert!(message.contains("unknown field `lisen`"), "{message}");
+    assert!(message.starts_with("configuration file"), "{message}");
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let message = error_of(Settings::from_sources(
+        Some(std::path::Path::new("/no/such/server.toml")),
+        &env(&[]),
+    ));
+
+    assert!(
+        message.contains("\"/no/such/server.toml\": cannot be read"),
+        "{message}"
+    );
+}
+
+#[test]
+fn other_bad_values_name_their_setting() {
+    let cases = [
+        (
+            "STOWAGE_DATABASE_URL",
+            "mysql://x",
+            "STOWAGE_DATABASE_URL: \"mysql://x\" is not a sqlite://PATH",
+        ),
+        (
+            "STOWAGE_LOG",
+            "info,[",
+            "STOWAGE_LOG: \"info,[\" is not a log filter",
+        ),
+        ("STOWAGE_DATA_DIR", " ", "STOWAGE_DATA_DIR: is empty"),
+    ];
+    for (key, value, expected) in cases {
+        let message = error_of(Settings::from_sources(None, &env(&[(key, value)])));
+        assert!(
+            message.starts_with(expected),
+            "{key}={value:?} gave {message:?}"
+        );
+    }
+}
+
+#[test]
+fn partial_s3_settings_name_the_missing_ones() {
+    let env = env(&ALL_S3[..2]);
+
+    let message = error_of(Settings::from_sources(None, &env));
+
+    assert!(
+        message.contains(
+            "STOWAGE_S3_ENDPOINT, STOWAGE_S3_BUCKET given but \
+             STOWAGE_S3_REGION, STOWAGE_S3_ACCESS_KEY, STOWAGE_S3_SECRET_KEY missing"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn complete_s3_settings_select_the_s3_store() {
+    let mut env = env(&ALL_S3);
+    env.insert("STOWAGE_S3_PATH_STYLE".into(), "true".into());
+
+    let settings = Settings::from_sources(None, &env).unwrap();
+
+    let ObjectStoreSettings::S3(s3) = settings.object_store else {
+        panic!("expected the S3 store, got {:?}", settings.object_store);
+    };
+    assert_eq!(s3.endpoint, "http://127.0.0.1:9000");
+    assert_eq!(s3.bucket, "stowage");
+    assert!(s3.path_style);
+}
+
+#[test]
+fn s3_settings_from_the_file_and_environment_combine() {
+    let (_dir, path) = config_file(
+        "[s3]\nendpoint = \"http://minio:9000\"\nbucket = \"b-from-file\"\nregion = \"eu-west-1\"\npath_style = true\n",
+    );
+    let env = env(&ALL_S3[3..]);
+
+    let settings = Settings::from_sources(Some(&path), &env).unwrap();
+
+    let ObjectStoreSettings::S3(s3) = settings.object_store else {
+        panic!("expected the S3 store");
+    };
+    assert_eq!(
+        (s3.bucket.as_str(), s3.region.as_str()),
+        ("b-from-file", "eu-west-1")
+    );
+    assert_eq!(s3.access_key, "AKIDEXAMPLE");
+}
+
+#[test]
+fn a_bad_s3_endpoint_or_path_style_is_named() {
+    let mut bad_endpoint = env(&ALL_S3);
+    bad_endpoint.insert("STOWAGE_S3_ENDPOINT".into(), "minio:9000".into());
+    let mut bad_bool = env(&ALL_S3);
+    bad_bool.insert("STOWAGE_S3_PATH_STYLE".into(), "maybe".into());
+
+    assert!(
+        error_of(Settings::from_sources(None, &bad_endpoint))
+            .starts_with("STOWAGE_S3_ENDPOINT: \"minio:9000\" is not an http:// or https:// URL")
+    );
+    assert_eq!(
+        error_of(Settings::from_sources(None, &bad_bool)),
+        "STOWAGE_S3_PATH_STYLE: \"maybe\" is not true or false"
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    // Arrange
+    let mut env = env(&ALL_S3);
+    env.insert(
+        "STOWAGE_DATABASE_URL".into(),
+        "postgres://stowage:db-password-123@db:5432/stowage".into(),
+    );
+
+    // Act
+    let settings = Settings::from_sources(None, &env).unwrap();
+    let debug = format!("{settings:?}");
+
+    // Assert
+    assert!(!debug.contains("wJalrXUtnFEMI-very-secret"), "{debug}");
+    assert!(!debug.contains("db-password-123"), "{debug}");
+    assert!(
+        debug.contains("postgres://stowage:***@db:5432/stowage"),
+        "{debug}"
+    );
+    assert_eq!(
+        settings.database.redacted_url(),
+        "postgres://stowage:***@db:5432/stowage"
+    );
+}

@@ -1,0 +1,13 @@
+//! The server's integration tests: one binary, one module per area.
+//!
+//! PostgreSQL and S3 parts run when `STOWAGE_TEST_POSTGRES_URL` and
+//! `STOWAGE_TEST_S3_ENDPOINT` (+ `_ACCESS_KEY`, `_SECRET_KEY`, optional
+//! `_BUCKET`, `_REGION`) are set, and print a note and pass otherwise.
+//! `TEST_LOG=1` shows the server's logs.
+
+mod binary;
+mod configuration;
+mod database;
+mod health;
+mod helpers;
+mod storage;
