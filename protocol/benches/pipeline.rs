@@ -29,8 +29,6 @@
 mod corpus;
 #[path = "pipeline/cpu_time.rs"]
 mod cpu_time;
-#[path = "pipeline/kept_buffer.rs"]
-mod kept_buffer;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -159,9 +157,6 @@ fn megabytes(bytes: u64) -> f64 {
 ///   compression off);
 /// - `chunk-streamed`: `chunk` reading each file through [`Chunker::stream_with_buffer`]
 ///   with one reused buffer, as the agent reads files (adds the read copy);
-/// - `chunk-streamed-kept-buffer`: the same through [`kept_buffer::for_each_chunk`],
-///   a copy of `StreamChunker`'s buffering that does not zero-fill the reused
-///   buffer again for every file (the change proposed for `chunker/stream.rs`);
 /// - `full-fresh-sealer`: `full` through [`seal_blob_into`], which builds a zstd
 ///   context per blob, to show why the agent must keep one [`BlobSealer`].
 ///
@@ -254,18 +249,6 @@ fn benches(c: &mut Criterion<CpuTime>) {
                 count += chunk.data.len() & 1;
             }
             stream_buffer = stream.into_buffer();
-        }
-        count
-    });
-
-    let mut kept = Vec::new();
-    bench(&mut group, "chunk-streamed-kept-buffer", || {
-        let mut count = 0;
-        for file in &corpus.files {
-            kept_buffer::for_each_chunk(&pipeline.chunker, &file[..], &mut kept, |chunk| {
-                count += chunk.len() & 1;
-            })
-            .expect("a slice reads without error");
         }
         count
     });
