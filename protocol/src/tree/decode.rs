@@ -4,9 +4,9 @@ use super::encode::check_entry;
 use super::entry::{
     EntryContent, EntryKind, EntryName, HardlinkGroup, Timestamp, TreeEntry, Xattr, quote,
 };
-use crate::wire::Cursor;
 use super::{MAX_LEAF_ENTRIES, NODE_INDEX, NODE_LEAF, TREE_MAGIC, TREE_VERSION, TreeError};
 use crate::ids::BlobId;
+use crate::wire::Cursor;
 
 /// Smallest possible entry: 1-byte name, a fifo with no names and no xattrs.
 pub(crate) const MIN_ENTRY_LEN: usize = 2 + 1 + 1 + 4 + 4 + 4 + 2 + 2 + 8 + 4 + 8 + 2;
