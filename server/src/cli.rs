@@ -1,15 +1,26 @@
-//! The command line: `stowage-server [--config FILE] [serve]`.
+//! The command line: `stowage-server [--config FILE] [serve]`, and the
+//! administration commands `tenant create` and `token create`.
 //!
 //! `serve` is the default so a bare `stowage-server` runs the platform;
-//! administrative subcommands sit beside it.
+//! administrative subcommands sit beside it and use the same settings, so
+//! they act on the database the running servers use.
+
+mod admin;
+mod owner_password;
+mod ttl;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
 use crate::configuration::Settings;
 use crate::startup::Application;
 use crate::telemetry;
+
+pub use owner_password::OWNER_PASSWORD_VAR;
+pub use ttl::parse_ttl;
 
 /// The Stowage server: API, dashboard, storage, scheduling and retention.
 ///
@@ -36,10 +47,46 @@ pub struct Cli {
 }
 
 /// The subcommands.
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the server until SIGTERM or SIGINT (the default).
     Serve,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage agent enrollment tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `tenant …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and its owner; prints the tenant id.
+    ///
+    /// The owner's password comes from STOWAGE_OWNER_PASSWORD, else a
+    /// prompt on a terminal, else one line of standard input.
+    Create {
+        /// The tenant's unique name.
+        name: String,
+        /// The owner's email, their dashboard login.
+        #[arg(long, value_name = "EMAIL")]
+        owner_email: String,
+    },
+}
+
+/// `token …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a one-time agent enrollment token; prints only the token.
+    Create {
+        /// Name of the tenant the agent will join.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// How long the token works: 90s, 30m, 24h, 7d.
+        #[arg(long, default_value = "24h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
 }
 
 /// Runs the parsed command line.
@@ -51,6 +98,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Tenant(TenantCommand::Create { name, owner_email }) => {
+            let new = admin::NewTenant::parse(&name, &owner_email)?;
+            let password = owner_password::read()?;
+            let id = admin::create_tenant(&settings, &new, password).await?;
+            eprintln!(
+                "created tenant {:?} owned by {}",
+                new.name.as_str(),
+                new.owner_email
+            );
+            println!("{id}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { tenant, ttl }) => {
+            let token = admin::create_token(&settings, &tenant, ttl).await?;
+            eprintln!(
+                "enrollment token for tenant {:?}, valid until {} (shown once)",
+                tenant.trim(),
+                token.expires_at.to_rfc3339()
+            );
+            println!("{}", token.secret.expose_secret());
+            Ok(())
+        }
     }
 }
 

@@ -17,15 +17,17 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (`serve` by default); `main.rs` only calls it.
+//! - [`cli`]: the command line (`serve` by default, `tenant create`, `token create`); `main.rs` only calls it.
 //! - [`configuration`]: defaults ← TOML file ← `STOWAGE_*` environment, validated at start.
 //! - [`startup`]: [`startup::Application`] opens everything and runs the HTTP server.
 //! - [`telemetry`]: the `tracing` subscriber and request logging.
 //! - [`routes`]: HTTP handlers (`/healthz`, `/readyz`).
 //! - [`domain`]: validated values such as [`domain::TenantName`] and [`domain::Role`].
+//! - [`auth`]: password hashing (argon2id) and machine tokens (random secrets stored hashed).
 //! - [`db`]: the only module with SQL; migrations are embedded from `migrations/`.
 //! - [`storage`]: the only module that talks to S3; local, S3 and in-memory stores.
 
+pub mod auth;
 pub mod cli;
 pub mod configuration;
 pub mod db;

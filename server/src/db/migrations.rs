@@ -19,18 +19,32 @@ use super::Backend;
 type Embedded = (i64, &'static str, &'static str);
 
 /// Migrations of the SQLite schema, oldest first.
-const SQLITE: &[Embedded] = &[(
-    20_260_101_000_000,
-    "foundation",
-    include_str!("../../../migrations/sqlite/20260101000000_foundation.sql"),
-)];
+const SQLITE: &[Embedded] = &[
+    (
+        20_260_101_000_000,
+        "foundation",
+        include_str!("../../../migrations/sqlite/20260101000000_foundation.sql"),
+    ),
+    (
+        20_261_126_000_000,
+        "agents_and_ingest",
+        include_str!("../../../migrations/sqlite/20261126000000_agents_and_ingest.sql"),
+    ),
+];
 
 /// Migrations of the PostgreSQL schema, oldest first.
-const POSTGRES: &[Embedded] = &[(
-    20_260_101_000_000,
-    "foundation",
-    include_str!("../../../migrations/postgres/20260101000000_foundation.sql"),
-)];
+const POSTGRES: &[Embedded] = &[
+    (
+        20_260_101_000_000,
+        "foundation",
+        include_str!("../../../migrations/postgres/20260101000000_foundation.sql"),
+    ),
+    (
+        20_261_126_000_000,
+        "agents_and_ingest",
+        include_str!("../../../migrations/postgres/20261126000000_agents_and_ingest.sql"),
+    ),
+];
 
 /// The migrator for `backend`.
 pub fn migrator(backend: Backend) -> Migrator {

@@ -8,7 +8,9 @@
 //! proc macro and need a live database at build time.
 //!
 //! The `Any` driver moves only booleans, integers, floats, text and blobs, so
-//! the schema sticks to those: ids are 32-character lowercase hex `TEXT` and
+//! the schema sticks to those: random ids are 32-character lowercase hex
+//! `TEXT`, content-addressed 32-byte ids (blobs, packs, snapshots) are raw
+//! bytes (`BLOB`/`BYTEA`, half the index size of hex at millions of rows), and
 //! times are `BIGINT` milliseconds since the Unix epoch (UTC), converted at
 //! this boundary ([`now_millis`], [`from_millis`]).
 //!
@@ -18,9 +20,15 @@
 //!
 //! Every function that touches tenant data takes the tenant as a parameter.
 
+pub mod agents;
 pub mod audit;
+pub mod enrollment_tokens;
 pub mod migrations;
+pub mod packs;
+pub mod snapshots;
+pub mod tenant_keys;
 pub mod tenants;
+pub mod upload_sessions;
 pub mod users;
 
 use std::time::Duration;
@@ -287,9 +295,45 @@ where
     })
 }
 
+/// Decodes a stored 32-byte id column (blob, pack or snapshot id).
+fn id_from_bytes<T>(
+    what: &'static str,
+    bytes: &[u8],
+    wrap: impl FnOnce([u8; 32]) -> T,
+) -> Result<T, DbError> {
+    let array: [u8; 32] = bytes.try_into().map_err(|_| DbError::Corrupt {
+        what,
+        problem: format!("expected 32 bytes, found {}", bytes.len()),
+    })?;
+    Ok(wrap(array))
+}
+
+/// `$first, $first+1, …` — `count` placeholders for an `IN (…)` list.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Most ids bound into one `IN (…)` list or multi-row `VALUES`, well under
+/// SQLite's and PostgreSQL's parameter limits.
+const MAX_BOUND_IDS: usize = 500;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_from_the_first() {
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+    }
+
+    #[test]
+    fn a_stored_id_of_the_wrong_length_is_corrupt() {
+        assert!(id_from_bytes("x", &[0u8; 31], |b| b).is_err());
+        assert_eq!(id_from_bytes("x", &[7u8; 32], |b| b).unwrap(), [7u8; 32]);
+    }
 
     #[test]
     fn a_sqlite_url_gains_create_mode_and_its_directory() {

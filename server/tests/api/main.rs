@@ -5,9 +5,11 @@
 //! `_BUCKET`, `_REGION`) are set, and print a note and pass otherwise.
 //! `TEST_LOG=1` shows the server's logs.
 
+mod admin_cli;
 mod binary;
 mod configuration;
 mod database;
 mod health;
 mod helpers;
+mod ingest;
 mod storage;

@@ -1,0 +1,6 @@
+//! Secrets the server checks but never stores: user passwords (argon2id,
+//! slow on purpose because people choose them) and machine tokens (random
+//! 32-byte secrets, where a fast keyed hash suffices).
+
+pub mod password;
+pub mod token;
