@@ -192,26 +192,31 @@ mod tests {
         }
     }
 
+    /// A data blob sealed by hand around `body`, flagged as zstd whatever it
+    /// holds: how an attacker with the data key would forge a bomb.
+    fn forge_compressed(id: &BlobId, nonce: [u8; 24], mut body: Vec<u8>) -> Vec<u8> {
+        let mut sealed = b"SB".to_vec();
+        sealed.extend_from_slice(&[1, BlobKind::Data.as_u8(), FLAG_ZSTD]);
+        sealed.extend_from_slice(&nonce);
+        let tag = cipher(key().as_bytes())
+            .encrypt_inout_detached(
+                &nonce.into(),
+                &associated_data(&sealed, id),
+                body.as_mut_slice().into(),
+            )
+            .unwrap();
+        sealed.extend_from_slice(&body);
+        sealed.extend_from_slice(&tag);
+        sealed
+    }
+
     #[test]
     fn a_decompression_bomb_fails_without_allocating_past_the_cap() {
         // Arrange: a validly sealed zstd frame of 64 MiB of zeros, hand-built
         // so the content-size check and the bounded buffer both get tested.
         let id = BlobId::from_bytes([4; 32]);
         let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap();
-        let mut sealed = Vec::new();
-        sealed.extend_from_slice(b"SB");
-        sealed.extend_from_slice(&[1, BlobKind::Data.as_u8(), FLAG_ZSTD]);
-        sealed.extend_from_slice(&[3; 24]);
-        let mut body = bomb.clone();
-        let tag = cipher(key().as_bytes())
-            .encrypt_inout_detached(
-                &[3u8; 24].into(),
-                &associated_data(&sealed, &id),
-                body.as_mut_slice().into(),
-            )
-            .unwrap();
-        sealed.extend_from_slice(&body);
-        sealed.extend_from_slice(&tag);
+        let sealed = forge_compressed(&id, [3; 24], bomb.clone());
 
         // Act
         let err = open_blob(&key(), &id, BlobKind::Data, &sealed, 1 << 20).unwrap_err();
@@ -232,19 +237,7 @@ mod tests {
         encoder.include_contentsize(false).unwrap();
         std::io::Write::write_all(&mut encoder, &vec![0u8; 4 << 20]).unwrap();
         encoder.finish().unwrap();
-        let mut sealed = b"SB".to_vec();
-        sealed.extend_from_slice(&[1, 1, FLAG_ZSTD]);
-        sealed.extend_from_slice(&[0; 24]);
-        let mut body = frame;
-        let tag = cipher(key().as_bytes())
-            .encrypt_inout_detached(
-                &[0u8; 24].into(),
-                &associated_data(&sealed, &id),
-                body.as_mut_slice().into(),
-            )
-            .unwrap();
-        sealed.extend_from_slice(&body);
-        sealed.extend_from_slice(&tag);
+        let sealed = forge_compressed(&id, [0; 24], frame);
 
         assert!(open_blob(&key(), &id, BlobKind::Data, &sealed, 1 << 20).is_err());
         assert_eq!(
