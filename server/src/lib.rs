@@ -21,17 +21,19 @@
 //! - [`configuration`]: defaults ← TOML file ← `STOWAGE_*` environment, validated at start.
 //! - [`startup`]: [`startup::Application`] opens everything and runs the HTTP server.
 //! - [`telemetry`]: the `tracing` subscriber and request logging.
-//! - [`routes`]: HTTP handlers (`/healthz`, `/readyz`).
+//! - [`routes`]: HTTP handlers (`/healthz`, `/readyz`, the agent API under `/api/v1`).
 //! - [`domain`]: validated values such as [`domain::TenantName`] and [`domain::Role`].
 //! - [`auth`]: password hashing (argon2id) and machine tokens (random secrets stored hashed).
 //! - [`db`]: the only module with SQL; migrations are embedded from `migrations/`.
 //! - [`storage`]: the only module that talks to S3; local, S3 and in-memory stores.
+//! - [`ingest`]: a pack upload body → checked temp file → object store → index, no HTTP.
 
 pub mod auth;
 pub mod cli;
 pub mod configuration;
 pub mod db;
 pub mod domain;
+pub mod ingest;
 pub mod routes;
 pub mod startup;
 pub mod storage;

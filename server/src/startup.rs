@@ -15,7 +15,7 @@ use anyhow::Context;
 
 use crate::configuration::Settings;
 use crate::db::Database;
-use crate::routes::health;
+use crate::routes::{api, health};
 use crate::storage::{self, ObjectStore};
 use crate::telemetry;
 
@@ -101,6 +101,7 @@ impl Application {
                 .app_data(store_data.clone())
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
+                .configure(api::configure)
         })
         .shutdown_timeout(SHUTDOWN_GRACE_SECS)
         .listen(listener)

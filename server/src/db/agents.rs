@@ -139,6 +139,36 @@ pub async fn credential_hash(
         .map_err(query_error("decode agent credential"))
 }
 
+/// Records that an agent of `tenant` made an authenticated request now.
+///
+/// Writes at most once per `every` per agent (the `WHERE` skips fresher
+/// rows), so authentication does not turn every request into a write.
+///
+/// # Errors
+///
+/// Fails when the update fails; an unknown agent changes nothing.
+pub async fn touch_last_seen(
+    db: &Database,
+    tenant: TenantId,
+    id: AgentId,
+    every: std::time::Duration,
+) -> Result<(), DbError> {
+    let now = now_millis();
+    let stale_before = now.saturating_sub(i64::try_from(every.as_millis()).unwrap_or(i64::MAX));
+    sqlx::query(
+        "UPDATE agents SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2 \
+         AND (last_seen_at IS NULL OR last_seen_at < $4)",
+    )
+    .bind(tenant.to_hex())
+    .bind(id.to_hex())
+    .bind(now)
+    .bind(stale_before)
+    .execute(db.pool())
+    .await
+    .map_err(query_error("record agent last seen"))?;
+    Ok(())
+}
+
 /// Every agent of `tenant`, oldest first.
 ///
 /// # Errors

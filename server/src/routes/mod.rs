@@ -1,3 +1,4 @@
 //! HTTP handlers, one file per URL area.
 
+pub mod api;
 pub mod health;

@@ -6,6 +6,7 @@
 //! `TEST_LOG=1` shows the server's logs.
 
 mod admin_cli;
+mod agent_api;
 mod binary;
 mod configuration;
 mod database;

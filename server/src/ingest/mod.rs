@@ -1,0 +1,272 @@
+//! Pack ingest: turning one upload body into a stored, indexed pack.
+//!
+//! [`ingest_pack`] is what the pack upload endpoint calls. It knows nothing
+//! of HTTP: it takes the tenant, the pack id the upload names and the body as
+//! a stream of byte chunks, and answers an [`IngestOutcome`] or an
+//! [`IngestError`] that says which kind of HTTP answer fits.
+//!
+//! The steps, in this order, so that the index only ever names packs that
+//! are complete in the object store:
+//!
+//! 1. A pack this tenant already has is not read again: the body is left
+//!    unread and the answer is [`IngestOutcome::AlreadyPresent`], so a
+//!    retried upload is cheap and idempotent.
+//! 2. The body is streamed to a temporary file under `<data_dir>/tmp/`,
+//!    hashed with BLAKE3 as it arrives, and refused as soon as it passes the
+//!    size limit (`spool.rs`). Memory stays bounded by one chunk and one write
+//!    buffer, whatever the pack size.
+//! 3. The hash must equal the pack id the upload names.
+//! 4. Header, trailer and table are read back from the file and checked with
+//!    the protocol's decoders (`inspect.rs`).
+//! 5. The file is written to the object store under
+//!    `tenants/<tenant>/packs/<first 2 hex>/<pack id>` ([`pack_key`]).
+//! 6. Only then is the pack indexed, in one transaction
+//!    ([`crate::db::packs::index`]). A failed object write indexes nothing.
+//!
+//! The temporary file is removed on every path, including a cancelled
+//! request (it is deleted when dropped); files left by a crash are cleared by
+//! [`IngestContext::remove_stale_temp_files`].
+//!
+//! # A crash between writing and indexing
+//!
+//! If the process dies (or the database fails) after step 5 and before step
+//! 6 commits, the object exists but nothing references it: no pack row, no
+//! blob rows, so no snapshot can use it and the agent, told the upload
+//! failed, sends it again. The retry finds no index row, stores the same
+//! bytes under the same key (an atomic replace) and indexes them. An upload
+//! that is never retried leaves an orphan object; garbage collection lists
+//! pack objects that have no `packs` row and deletes them once they are old
+//! enough not to belong to an upload in flight (issue 6).
+//!
+//! [`FaultHook`] lets tests stop an ingest at the points in [`FaultPoint`] to
+//! prove exactly that.
+
+mod error;
+mod inspect;
+mod spool;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use stowage_protocol::ids::{PackId, TenantId};
+use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PACK_TRAILER_LEN};
+
+pub use error::{ErrorClass, IngestError};
+
+use crate::db::packs::{self, IndexOutcome, IndexedBlob};
+use crate::db::{Database, DbError};
+use crate::storage::{ObjectKey, ObjectStore};
+
+/// Name of the spool directory inside the data directory.
+pub const TEMP_DIR_NAME: &str = "tmp";
+/// Smallest possible pack: header, an empty table (its 4-byte count) and trailer.
+pub const MIN_PACK_SIZE: u64 = (PACK_HEADER_LEN + 4 + PACK_TRAILER_LEN) as u64;
+
+/// A place in [`ingest_pack`] where a [`FaultHook`] is consulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// The body is spooled and checked; the object store was not touched.
+    BeforeObjectWrite,
+    /// The object is written; nothing is indexed yet.
+    AfterObjectWrite,
+}
+
+/// Called at each [`FaultPoint`]; an `Err` aborts the ingest right there, as
+/// a crash or a failing dependency would.
+pub type FaultHook = Arc<dyn Fn(FaultPoint) -> Result<(), IngestError> + Send + Sync>;
+
+/// What [`ingest_pack`] needs; build one at start and share it.
+#[derive(Clone)]
+pub struct IngestContext {
+    /// Where the index lives.
+    db: Database,
+    /// Where pack objects go.
+    store: Arc<dyn ObjectStore>,
+    /// Where bodies are spooled before they are checked (`<data_dir>/tmp`).
+    temp_dir: PathBuf,
+    /// Largest body accepted; [`MAX_PACK_SIZE`] unless a test lowers it.
+    max_pack_size: u64,
+    /// Test-only interruption points; `None` in the server.
+    fault_hook: Option<FaultHook>,
+}
+
+impl IngestContext {
+    /// A context spooling under `<data_dir>/tmp` (created on first use) and
+    /// accepting packs up to [`MAX_PACK_SIZE`].
+    pub fn new(db: Database, store: Arc<dyn ObjectStore>, data_dir: &Path) -> Self {
+        Self {
+            db,
+            store,
+            temp_dir: data_dir.join(TEMP_DIR_NAME),
+            max_pack_size: MAX_PACK_SIZE as u64,
+            fault_hook: None,
+        }
+    }
+
+    /// Lowers the largest accepted body (never above [`MAX_PACK_SIZE`]).
+    #[must_use]
+    pub fn with_max_pack_size(mut self, limit: u64) -> Self {
+        self.max_pack_size = limit.min(MAX_PACK_SIZE as u64);
+        self
+    }
+
+    /// Installs a hook called at every [`FaultPoint`].
+    #[must_use]
+    pub fn with_fault_hook(mut self, hook: FaultHook) -> Self {
+        self.fault_hook = Some(hook);
+        self
+    }
+
+    /// The spool directory.
+    pub fn temp_dir(&self) -> &Path {
+        &self.temp_dir
+    }
+
+    /// Removes spool files older than `age` that a crashed process left in
+    /// the spool directory; call at start. Returns how many were removed.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the directory cannot be listed or a file cannot be removed.
+    pub async fn remove_stale_temp_files(&self, age: Duration) -> std::io::Result<usize> {
+        spool::remove_stale(&self.temp_dir, age).await
+    }
+
+    fn fault(&self, point: FaultPoint) -> Result<(), IngestError> {
+        self.fault_hook.as_ref().map_or(Ok(()), |hook| hook(point))
+    }
+}
+
+impl fmt::Debug for IngestContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngestContext")
+            .field("db", &self.db)
+            .field("store", &self.store)
+            .field("temp_dir", &self.temp_dir)
+            .field("max_pack_size", &self.max_pack_size)
+            .field("fault_hook", &self.fault_hook.is_some())
+            .finish()
+    }
+}
+
+/// What an upload achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// The pack was stored and indexed by this upload.
+    Stored {
+        /// Size of the pack in bytes.
+        size: u64,
+        /// Blobs it holds.
+        blob_count: u64,
+    },
+    /// The tenant already had this pack (a retried upload); nothing changed.
+    AlreadyPresent {
+        /// Size of the pack in bytes.
+        size: u64,
+        /// Blobs it holds.
+        blob_count: u64,
+    },
+}
+
+/// The object key of `pack` of `tenant`:
+/// `tenants/<tenant hex>/packs/<first 2 hex of pack>/<pack hex>`.
+pub fn pack_key(tenant: TenantId, pack: PackId) -> ObjectKey {
+    let hex = pack.to_hex();
+    ObjectKey::parse(&format!("tenants/{tenant}/packs/{}/{hex}", &hex[..2]))
+        .expect("hex ids always make a valid key")
+}
+
+/// Stores and indexes the pack `expected` of `tenant` from `body`; see the
+/// module docs for the steps.
+///
+/// # Errors
+///
+/// Any [`IngestError`]; after an error nothing of the pack is indexed (an
+/// object may exist, see the module docs) and the temporary file is gone.
+#[tracing::instrument(skip_all, fields(tenant.id = %tenant, pack.id = %expected))]
+pub async fn ingest_pack<S, E>(
+    ctx: &IngestContext,
+    tenant: TenantId,
+    expected: PackId,
+    body: S,
+) -> Result<IngestOutcome, IngestError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: fmt::Display,
+{
+    let database = |action| {
+        move |source| IngestError::Database {
+            pack: expected,
+            action,
+            source,
+        }
+    };
+    match packs::get(&ctx.db, tenant, expected).await {
+        Ok(pack) => {
+            tracing::debug!("pack already indexed; body left unread");
+            return Ok(IngestOutcome::AlreadyPresent {
+                size: pack.size,
+                blob_count: pack.blob_count,
+            });
+        }
+        Err(DbError::NotFound { .. }) => {}
+        Err(source) => return Err(database("look up")(source)),
+    }
+
+    let spooled = spool::spool(&ctx.temp_dir, expected, body, ctx.max_pack_size).await?;
+    if spooled.size < MIN_PACK_SIZE {
+        return Err(IngestError::Truncated {
+            pack: expected,
+            size: spooled.size,
+            min: MIN_PACK_SIZE,
+        });
+    }
+    if spooled.hash != expected {
+        return Err(IngestError::WrongPackHash {
+            expected,
+            actual: spooled.hash,
+        });
+    }
+    let table = inspect::read_table(spooled.path(), spooled.size, expected).await?;
+    let size = spooled.size;
+
+    ctx.fault(FaultPoint::BeforeObjectWrite)?;
+    let key = pack_key(tenant, expected);
+    ctx.store
+        .put_file(&key, spooled.path())
+        .await
+        .map_err(|source| IngestError::Storage {
+            pack: expected,
+            source,
+        })?;
+    drop(spooled);
+    ctx.fault(FaultPoint::AfterObjectWrite)?;
+
+    let blobs: Vec<IndexedBlob> = table
+        .entries
+        .into_iter()
+        .map(|entry| IndexedBlob {
+            id: entry.id,
+            kind: entry.kind,
+            offset: entry.offset,
+            length: entry.length,
+            refs: entry.refs,
+        })
+        .collect();
+    let blob_count = blobs.len() as u64;
+    let outcome = packs::index(&ctx.db, tenant, expected, size, &blobs)
+        .await
+        .map_err(database("index"))?;
+    tracing::info!(size, blob_count, ?outcome, "pack ingested");
+    Ok(match outcome {
+        IndexOutcome::Indexed => IngestOutcome::Stored { size, blob_count },
+        IndexOutcome::AlreadyIndexed => IngestOutcome::AlreadyPresent { size, blob_count },
+    })
+}

@@ -1,0 +1,206 @@
+//! The agent API under `/api/v1`: JSON in, JSON out, every failure an
+//! [`ApiError`] body.
+//!
+//! Handlers return [`Failure`], which maps each kind of failure to a status
+//! and an error code the agent can act on. Unexpected failures (the database
+//! is down, a stored row does not decode) are logged with their cause and
+//! answered with an opaque 500, so internals never reach the client.
+
+pub mod enroll;
+pub mod tenant_keys;
+pub mod uploads;
+
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use stowage_protocol::api::{ApiError, MAX_IDS_PER_QUERY, codes};
+
+/// Largest JSON body accepted: room for [`MAX_IDS_PER_QUERY`] hex ids
+/// (66 bytes each with quotes, plus a comma) with generous slack.
+pub const JSON_LIMIT_BYTES: usize = MAX_IDS_PER_QUERY * 100;
+
+/// Why an API request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The body or a parameter breaks a rule (400).
+    #[error("{0}")]
+    Validation(String),
+    /// The body is larger than [`JSON_LIMIT_BYTES`] (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// No valid credential (401); the message never says which part was wrong.
+    #[error("{message}")]
+    Unauthorized {
+        /// One of [`codes`].
+        code: &'static str,
+        /// The sentence for the client.
+        message: String,
+    },
+    /// No such object for this tenant (404).
+    #[error("{message}")]
+    NotFound {
+        /// One of [`codes`].
+        code: &'static str,
+        /// The sentence for the client.
+        message: String,
+    },
+    /// The request clashes with the stored state (409).
+    #[error("{message}")]
+    Conflict {
+        /// One of [`codes`].
+        code: &'static str,
+        /// The sentence for the client.
+        message: String,
+    },
+    /// Anything else; logged, answered with an opaque 500.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl Failure {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) | Self::TooLarge(_) => codes::INVALID_REQUEST,
+            Self::Unauthorized { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. } => code,
+            Self::Unexpected(_) => codes::INTERNAL,
+        }
+    }
+}
+
+impl ResponseError for Failure {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            Self::Unexpected(cause) => {
+                tracing::error!("API request failed: {cause:#}");
+                ApiError::new(
+                    codes::INTERNAL,
+                    "the server failed to handle the request; try again later",
+                    true,
+                )
+            }
+            other => ApiError::new(other.code(), other.to_string(), false),
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+/// Registers every `/api/v1` route on `config`.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config.service(
+        web::scope(stowage_protocol::api::API_PREFIX)
+            .app_data(json_config())
+            .route("/agents/enroll", web::post().to(enroll::enroll))
+            .route("/tenant/keys", web::put().to(tenant_keys::put))
+            .route("/tenant/keys", web::get().to(tenant_keys::get))
+            .route("/uploads", web::post().to(uploads::open))
+            .route(
+                "/uploads/{session_id}/missing",
+                web::post().to(uploads::missing),
+            ),
+    );
+}
+
+/// JSON bodies: capped at [`JSON_LIMIT_BYTES`], refused with an [`ApiError`] body.
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT_BYTES)
+        .error_handler(json_error)
+}
+
+fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Error {
+    let failure = match error {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            Failure::TooLarge(format!(
+                "the request body is larger than the limit of {JSON_LIMIT_BYTES} bytes"
+            ))
+        }
+        JsonPayloadError::ContentType => Failure::Validation(
+            "the request body must be JSON with Content-Type: application/json".to_owned(),
+        ),
+        other => Failure::Validation(format!("the request body is invalid - {other}")),
+    };
+    failure.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::body::to_bytes;
+
+    use super::*;
+
+    async fn body_of(failure: &Failure) -> ApiError {
+        let bytes = to_bytes(failure.error_response().into_body())
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn each_failure_has_its_status_and_code_and_an_unexpected_one_hides_its_cause() {
+        let cases = [
+            (
+                Failure::Validation("bad".into()),
+                400,
+                codes::INVALID_REQUEST,
+            ),
+            (Failure::TooLarge("big".into()), 413, codes::INVALID_REQUEST),
+            (
+                Failure::Conflict {
+                    code: codes::TENANT_KEYS_EXIST,
+                    message: "exists".into(),
+                },
+                409,
+                codes::TENANT_KEYS_EXIST,
+            ),
+            (
+                Failure::Unexpected(anyhow::anyhow!("password=hunter2 in the pool URL")),
+                500,
+                codes::INTERNAL,
+            ),
+        ];
+        for (failure, status, code) in cases {
+            let body = body_of(&failure).await;
+
+            assert_eq!(failure.status_code().as_u16(), status);
+            assert_eq!(body.code, code);
+            assert!(!body.message.contains("hunter2"), "{}", body.message);
+            assert_eq!(body.retryable, status == 500);
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_oversized_json_body_becomes_a_413_naming_the_limit() {
+        let request = actix_web::test::TestRequest::default().to_http_request();
+        let error = json_error(
+            JsonPayloadError::OverflowKnownLength {
+                length: JSON_LIMIT_BYTES + 1,
+                limit: JSON_LIMIT_BYTES,
+            },
+            &request,
+        );
+
+        let response = error.error_response();
+
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let bytes = to_bytes(response.into_body()).await.unwrap();
+        let body: ApiError = serde_json::from_slice(&bytes).unwrap();
+        assert!(
+            body.message.contains(&JSON_LIMIT_BYTES.to_string()),
+            "{}",
+            body.message
+        );
+    }
+}

@@ -1,0 +1,140 @@
+//! `POST /api/v1/uploads` and `POST /api/v1/uploads/{session_id}/missing`:
+//! opening an upload session and asking which blobs to send.
+//!
+//! Every request on a session extends its lease, and the blobs reported
+//! present are leased to the session so garbage collection keeps them until
+//! the commit. A session id that is not the caller's tenant's answers 404
+//! exactly like an unknown one, changes nothing, and leaves an audit entry.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use anyhow::Context;
+use stowage_protocol::api::{
+    MAX_IDS_PER_QUERY, MissingBlobsRequest, MissingBlobsResponse, OpenUploadSessionRequest,
+    UploadSession, codes,
+};
+use stowage_protocol::ids::{BlobId, UploadSessionId};
+
+use super::Failure;
+use crate::auth::agent::AuthenticatedAgent;
+use crate::db::audit::{self, NewAuditEntry};
+use crate::db::{Database, DbError, packs, upload_sessions};
+
+/// How long a session lives without a request on it.
+pub const SESSION_LEASE: Duration = Duration::from_hours(1);
+
+/// Opens an upload session for the calling agent (201).
+///
+/// # Errors
+///
+/// 500 when the database fails.
+pub async fn open(
+    db: web::Data<Database>,
+    who: AuthenticatedAgent,
+    _body: web::Json<OpenUploadSessionRequest>,
+) -> Result<HttpResponse, Failure> {
+    let session = upload_sessions::open(&db, who.tenant, who.agent, SESSION_LEASE)
+        .await
+        .context("unable to open an upload session")?;
+    Ok(HttpResponse::Created().json(UploadSession {
+        session_id: session.id,
+        lease_expires_at: session.lease_expires_at,
+    }))
+}
+
+/// Answers which of the ids the tenant lacks, leasing the present ones to the session.
+///
+/// # Errors
+///
+/// 400 for more than [`MAX_IDS_PER_QUERY`] ids; 404 for a session the
+/// tenant does not have; 409 for a committed or expired session.
+pub async fn missing(
+    db: web::Data<Database>,
+    who: AuthenticatedAgent,
+    path: web::Path<String>,
+    body: web::Json<MissingBlobsRequest>,
+) -> Result<HttpResponse, Failure> {
+    let raw_id = path.into_inner();
+    let ids = body.into_inner().ids;
+    if ids.len() > MAX_IDS_PER_QUERY {
+        return Err(Failure::Validation(format!(
+            "the request asks about {} ids; the limit is {MAX_IDS_PER_QUERY} per request",
+            ids.len()
+        )));
+    }
+    let Ok(session_id) = raw_id.parse::<UploadSessionId>() else {
+        return Err(unknown_session(&raw_id));
+    };
+    let session = match upload_sessions::get(&db, who.tenant, session_id).await {
+        Ok(session) => session,
+        Err(DbError::NotFound { .. }) => {
+            audit_unknown_session(&db, who, session_id).await?;
+            return Err(unknown_session(&raw_id));
+        }
+        Err(other) => return Err(anyhow::Error::new(other).into()),
+    };
+    if session.committed_at.is_some() {
+        return Err(expired(
+            session_id,
+            "has expired: its snapshot was committed",
+        ));
+    }
+    match upload_sessions::extend_lease(&db, who.tenant, session_id, SESSION_LEASE).await {
+        Ok(_) => {}
+        Err(DbError::NotFound { .. }) => {
+            return Err(expired(session_id, "has expired: its lease ran out"));
+        }
+        Err(other) => return Err(anyhow::Error::new(other).into()),
+    }
+    let missing = packs::missing_blobs(&db, who.tenant, &ids)
+        .await
+        .context("unable to look up missing blobs")?;
+    let absent: HashSet<&BlobId> = missing.iter().collect();
+    let present: Vec<BlobId> = ids
+        .iter()
+        .filter(|id| !absent.contains(id))
+        .copied()
+        .collect();
+    upload_sessions::lease_blobs(&db, who.tenant, session_id, &present)
+        .await
+        .context("unable to lease present blobs to an upload session")?;
+    Ok(HttpResponse::Ok().json(MissingBlobsResponse { missing }))
+}
+
+fn unknown_session(raw_id: &str) -> Failure {
+    Failure::NotFound {
+        code: codes::NOT_FOUND,
+        message: format!("upload session {raw_id} does not exist"),
+    }
+}
+
+fn expired(id: UploadSessionId, how: &str) -> Failure {
+    Failure::Conflict {
+        code: codes::SESSION_EXPIRED,
+        message: format!("upload session {} {how}; open a new one", id.to_hex()),
+    }
+}
+
+/// Records a request on a session the caller's tenant does not have: either
+/// a stale id or an attempt to reach another tenant's session.
+async fn audit_unknown_session(
+    db: &Database,
+    who: AuthenticatedAgent,
+    session: UploadSessionId,
+) -> Result<(), Failure> {
+    audit::record(
+        db,
+        Some(who.tenant),
+        NewAuditEntry {
+            actor: &who.agent.to_hex(),
+            action: "upload_session.access_denied",
+            object: &session.to_hex(),
+            details: r#"{"reason":"unknown session or cross-tenant access attempt"}"#,
+        },
+    )
+    .await
+    .context("unable to audit a request on an unknown upload session")?;
+    Ok(())
+}
