@@ -6,7 +6,9 @@
 //! drive [`Application::run_until_stopped`] on a task.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -15,12 +17,15 @@ use anyhow::Context;
 
 use crate::configuration::Settings;
 use crate::db::Database;
+use crate::ingest::IngestContext;
 use crate::routes::{api, health};
 use crate::storage::{self, ObjectStore};
 use crate::telemetry;
 
 /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE_SECS: u64 = 30;
+/// Spool files older than this at start belong to no live upload.
+const STALE_SPOOL_AGE: Duration = Duration::from_hours(1);
 
 /// A built server, bound to its port but not yet serving.
 pub struct Application {
@@ -73,7 +78,7 @@ impl Application {
             .await
             .context("unable to open the object store")?;
         tracing::info!("object store: {}", settings.object_store.describe());
-        Self::build_with(settings.listen, database, store)
+        Self::build_with(settings.listen, database, store, &settings.data_dir).await
     }
 
     /// Binds `listen` and builds the server around an opened database and
@@ -81,12 +86,34 @@ impl Application {
     ///
     /// # Errors
     ///
-    /// Fails when the address cannot be bound.
-    pub fn build_with(
+    /// Pack uploads are spooled under `data_dir`; spool files a crashed
+    /// process left there more than [`STALE_SPOOL_AGE`] ago are removed first.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the address cannot be bound or the spool directory cannot
+    /// be cleared.
+    pub async fn build_with(
         listen: SocketAddr,
         database: Database,
         store: Arc<dyn ObjectStore>,
+        data_dir: &Path,
     ) -> anyhow::Result<Self> {
+        let ingest = IngestContext::new(database.clone(), store.clone(), data_dir);
+        let removed = ingest
+            .remove_stale_temp_files(STALE_SPOOL_AGE)
+            .await
+            .with_context(|| {
+                format!(
+                    "unable to clear stale spool files in {}",
+                    ingest.temp_dir().display()
+                )
+            })?;
+        tracing::info!(
+            "removed {removed} stale spool file(s) from {}",
+            ingest.temp_dir().display()
+        );
+        let ingest_data = web::Data::new(ingest);
         let listener =
             TcpListener::bind(listen).with_context(|| format!("unable to listen on {listen}"))?;
         let address = listener
@@ -99,6 +126,7 @@ impl Application {
                 .wrap(from_fn(telemetry::log_request))
                 .app_data(db_data.clone())
                 .app_data(store_data.clone())
+                .app_data(ingest_data.clone())
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
                 .configure(api::configure)

@@ -169,14 +169,15 @@ pub async fn touch_last_seen(
     Ok(())
 }
 
-/// Every agent of `tenant`, oldest first.
+/// Every agent of `tenant`, by name (unique per tenant, so the order is
+/// stable even for agents enrolled in the same millisecond).
 ///
 /// # Errors
 ///
 /// Fails when the query fails.
 pub async fn list(db: &Database, tenant: TenantId) -> Result<Vec<Agent>, DbError> {
     sqlx::query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY created_at, id"
+        "SELECT {COLUMNS} FROM agents WHERE tenant_id = $1 ORDER BY name"
     )))
     .bind(tenant.to_hex())
     .fetch_all(db.pool())

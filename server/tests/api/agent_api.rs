@@ -15,7 +15,7 @@ use stowage_protocol::api::{
 use stowage_protocol::blob::BlobKind;
 use stowage_protocol::config::RepoConfig;
 use stowage_protocol::crypto::{KdfParams, TenantKeys, WrappedTenantKeys};
-use stowage_protocol::ids::{BlobId, PackId, TenantId};
+use stowage_protocol::ids::{AgentId, BlobId, PackId, TenantId};
 use stowage_server::db::packs::{self, IndexedBlob};
 use stowage_server::db::{Database, agents, audit, enrollment_tokens, tenants, upload_sessions};
 use stowage_server::domain::TenantName;
@@ -24,9 +24,10 @@ use stowage_server::storage::MemoryStore;
 use crate::helpers::{TestApp, fresh_postgres, random_hex, spawn_app, spawn_on};
 
 /// A tenant with an enrolled agent, as the tests see it.
-struct Enrolled {
-    tenant: TenantId,
-    credential: String,
+pub(crate) struct Enrolled {
+    pub(crate) tenant: TenantId,
+    pub(crate) agent: AgentId,
+    pub(crate) credential: String,
 }
 
 async fn new_tenant(db: &Database) -> TenantId {
@@ -52,7 +53,7 @@ async fn post_enroll(app: &TestApp, token: &str, name: &str) -> reqwest::Respons
         .unwrap()
 }
 
-async fn enrolled(app: &TestApp) -> Enrolled {
+pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     let tenant = new_tenant(&app.database).await;
     let token = new_token(&app.database, tenant, Duration::from_hours(1)).await;
     let response = post_enroll(app, &token, "db1").await;
@@ -60,11 +61,12 @@ async fn enrolled(app: &TestApp) -> Enrolled {
     let body: EnrollResponse = response.json().await.unwrap();
     Enrolled {
         tenant,
+        agent: body.agent_id,
         credential: body.credential,
     }
 }
 
-fn authed(
+pub(crate) fn authed(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,
@@ -75,7 +77,7 @@ fn authed(
         .bearer_auth(credential)
 }
 
-async fn error_of(response: reqwest::Response) -> ApiError {
+pub(crate) async fn error_of(response: reqwest::Response) -> ApiError {
     response
         .json()
         .await
@@ -92,7 +94,7 @@ fn bundle() -> TenantKeyBundle {
     TenantKeyBundle::new(wrapped, &RepoConfig::default())
 }
 
-async fn open_session(app: &TestApp, credential: &str) -> UploadSession {
+pub(crate) async fn open_session(app: &TestApp, credential: &str) -> UploadSession {
     let response = authed(app, reqwest::Method::POST, "/uploads", credential)
         .json(&OpenUploadSessionRequest::default())
         .send()
@@ -102,7 +104,7 @@ async fn open_session(app: &TestApp, credential: &str) -> UploadSession {
     response.json().await.unwrap()
 }
 
-async fn ask_missing(
+pub(crate) async fn ask_missing(
     app: &TestApp,
     credential: &str,
     session: &str,
@@ -521,7 +523,7 @@ async fn the_agent_api_holds_on_postgres() {
     };
     let database = Database::connect(&settings).await.unwrap();
     database.migrate().await.unwrap();
-    let app = spawn_on(database, Arc::new(MemoryStore::new()));
+    let app = spawn_on(database, Arc::new(MemoryStore::new())).await;
 
     enrollment_gives_a_working_credential_and_a_token_works_once(&app).await;
     expired_and_unknown_tokens_are_refused(&app).await;

@@ -58,7 +58,7 @@ async fn readyz_is_503_naming_the_object_store_when_it_is_down() {
     let data = spawn_app().await; // only for a migrated database
     let store = Arc::new(MemoryStore::new());
     store.set_unavailable(true);
-    let app = spawn_on(data.database.clone(), store);
+    let app = spawn_on(data.database.clone(), store).await;
 
     // Act
     let response = app.get("/readyz").await;

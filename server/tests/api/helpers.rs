@@ -77,11 +77,14 @@ pub async fn spawn_with(settings: Settings, data_dir: TempDir) -> TestApp {
 }
 
 /// Spawns the app on an already opened database and store.
-pub fn spawn_on(database: Database, store: Arc<dyn ObjectStore>) -> TestApp {
+pub async fn spawn_on(database: Database, store: Arc<dyn ObjectStore>) -> TestApp {
     LazyLock::force(&TRACING);
     let listen = "127.0.0.1:0".parse().unwrap();
-    let app = Application::build_with(listen, database, store).expect("the app builds");
-    start(app, tempfile::tempdir().unwrap())
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = Application::build_with(listen, database, store, data_dir.path())
+        .await
+        .expect("the app builds");
+    start(app, data_dir)
 }
 
 fn start(app: Application, data_dir: TempDir) -> TestApp {

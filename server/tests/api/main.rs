@@ -8,9 +8,11 @@
 mod admin_cli;
 mod agent_api;
 mod binary;
+mod commit;
 mod configuration;
 mod database;
 mod health;
 mod helpers;
 mod ingest;
+mod pack_upload;
 mod storage;

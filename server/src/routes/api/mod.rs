@@ -6,7 +6,9 @@
 //! is down, a stored row does not decode) are logged with their cause and
 //! answered with an opaque 500, so internals never reach the client.
 
+pub mod commit;
 pub mod enroll;
+pub mod packs;
 pub mod tenant_keys;
 pub mod uploads;
 
@@ -14,6 +16,7 @@ use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use stowage_protocol::api::{ApiError, MAX_IDS_PER_QUERY, codes};
+use stowage_protocol::ids::BlobId;
 
 /// Largest JSON body accepted: room for [`MAX_IDS_PER_QUERY`] hex ids
 /// (66 bytes each with quotes, plus a comma) with generous slack.
@@ -52,6 +55,14 @@ pub enum Failure {
         /// The sentence for the client.
         message: String,
     },
+    /// A commit names blobs the tenant does not hold (409, `missing_blobs`).
+    #[error("{message}")]
+    MissingBlobs {
+        /// The sentence for the client, counting every missing blob.
+        message: String,
+        /// Up to [`stowage_protocol::api::MAX_REPORTED_MISSING`] of the missing ids.
+        ids: Vec<BlobId>,
+    },
     /// Anything else; logged, answered with an opaque 500.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -64,6 +75,7 @@ impl Failure {
             Self::Unauthorized { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. } => code,
+            Self::MissingBlobs { .. } => codes::MISSING_BLOBS,
             Self::Unexpected(_) => codes::INTERNAL,
         }
     }
@@ -76,7 +88,7 @@ impl ResponseError for Failure {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::MissingBlobs { .. } => StatusCode::CONFLICT,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +103,10 @@ impl ResponseError for Failure {
                     true,
                 )
             }
+            Self::MissingBlobs { message, ids } => ApiError {
+                missing_blobs: ids.clone(),
+                ..ApiError::new(codes::MISSING_BLOBS, message.clone(), false)
+            },
             other => ApiError::new(other.code(), other.to_string(), false),
         };
         HttpResponse::build(self.status_code()).json(body)
@@ -109,6 +125,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route(
                 "/uploads/{session_id}/missing",
                 web::post().to(uploads::missing),
+            )
+            .route(
+                "/uploads/{session_id}/packs/{pack_id}",
+                web::put().to(packs::upload),
+            )
+            .route(
+                "/uploads/{session_id}/commit",
+                web::post().to(commit::commit),
             ),
     );
 }
@@ -164,6 +188,14 @@ mod tests {
                 },
                 409,
                 codes::TENANT_KEYS_EXIST,
+            ),
+            (
+                Failure::MissingBlobs {
+                    message: "missing".into(),
+                    ids: Vec::new(),
+                },
+                409,
+                codes::MISSING_BLOBS,
             ),
             (
                 Failure::Unexpected(anyhow::anyhow!("password=hunter2 in the pool URL")),

@@ -20,6 +20,7 @@ use stowage_protocol::ids::{BlobId, UploadSessionId};
 use super::Failure;
 use crate::auth::agent::AuthenticatedAgent;
 use crate::db::audit::{self, NewAuditEntry};
+use crate::db::upload_sessions::UploadSession as StoredSession;
 use crate::db::{Database, DbError, packs, upload_sessions};
 
 /// How long a session lives without a request on it.
@@ -64,30 +65,7 @@ pub async fn missing(
             ids.len()
         )));
     }
-    let Ok(session_id) = raw_id.parse::<UploadSessionId>() else {
-        return Err(unknown_session(&raw_id));
-    };
-    let session = match upload_sessions::get(&db, who.tenant, session_id).await {
-        Ok(session) => session,
-        Err(DbError::NotFound { .. }) => {
-            audit_unknown_session(&db, who, session_id).await?;
-            return Err(unknown_session(&raw_id));
-        }
-        Err(other) => return Err(anyhow::Error::new(other).into()),
-    };
-    if session.committed_at.is_some() {
-        return Err(expired(
-            session_id,
-            "has expired: its snapshot was committed",
-        ));
-    }
-    match upload_sessions::extend_lease(&db, who.tenant, session_id, SESSION_LEASE).await {
-        Ok(_) => {}
-        Err(DbError::NotFound { .. }) => {
-            return Err(expired(session_id, "has expired: its lease ran out"));
-        }
-        Err(other) => return Err(anyhow::Error::new(other).into()),
-    }
+    let session_id = live_session(&db, who, &raw_id).await?;
     let missing = packs::missing_blobs(&db, who.tenant, &ids)
         .await
         .context("unable to look up missing blobs")?;
@@ -103,6 +81,69 @@ pub async fn missing(
     Ok(HttpResponse::Ok().json(MissingBlobsResponse { missing }))
 }
 
+/// Resolves `raw_id` to a session of the caller's tenant that is still open
+/// and extends its lease; every request on a session goes through here.
+///
+/// # Errors
+///
+/// 404 (audited) for an id the tenant does not have; 409 for a committed or
+/// expired session; 500 when the database fails.
+pub(super) async fn live_session(
+    db: &Database,
+    who: AuthenticatedAgent,
+    raw_id: &str,
+) -> Result<UploadSessionId, Failure> {
+    let session = session_of(db, who, raw_id).await?;
+    renew(db, who, &session).await?;
+    Ok(session.id)
+}
+
+/// The session of the caller's tenant named `raw_id`, committed or not.
+///
+/// # Errors
+///
+/// 404 (audited) for an id the tenant does not have; 500 when the database fails.
+pub(super) async fn session_of(
+    db: &Database,
+    who: AuthenticatedAgent,
+    raw_id: &str,
+) -> Result<StoredSession, Failure> {
+    let Ok(session_id) = raw_id.parse::<UploadSessionId>() else {
+        return Err(unknown_session(raw_id));
+    };
+    match upload_sessions::get(db, who.tenant, session_id).await {
+        Ok(session) => Ok(session),
+        Err(DbError::NotFound { .. }) => {
+            audit_unknown_session(db, who, session_id).await?;
+            Err(unknown_session(raw_id))
+        }
+        Err(other) => Err(anyhow::Error::new(other).into()),
+    }
+}
+
+/// Extends the lease of an uncommitted, unexpired session.
+///
+/// # Errors
+///
+/// 409 for a committed or expired session; 500 when the database fails.
+pub(super) async fn renew(
+    db: &Database,
+    who: AuthenticatedAgent,
+    session: &StoredSession,
+) -> Result<(), Failure> {
+    if session.committed_at.is_some() {
+        return Err(expired(
+            session.id,
+            "has expired: its snapshot was committed",
+        ));
+    }
+    match upload_sessions::extend_lease(db, who.tenant, session.id, SESSION_LEASE).await {
+        Ok(_) => Ok(()),
+        Err(DbError::NotFound { .. }) => Err(expired(session.id, "has expired: its lease ran out")),
+        Err(other) => Err(anyhow::Error::new(other).into()),
+    }
+}
+
 fn unknown_session(raw_id: &str) -> Failure {
     Failure::NotFound {
         code: codes::NOT_FOUND,
@@ -110,7 +151,7 @@ fn unknown_session(raw_id: &str) -> Failure {
     }
 }
 
-fn expired(id: UploadSessionId, how: &str) -> Failure {
+pub(super) fn expired(id: UploadSessionId, how: &str) -> Failure {
     Failure::Conflict {
         code: codes::SESSION_EXPIRED,
         message: format!("upload session {} {how}; open a new one", id.to_hex()),

@@ -1,0 +1,239 @@
+//! `PUT /api/v1/uploads/{session_id}/packs/{pack_id}` over HTTP: real packs
+//! built with the protocol's `PackWriter`, stored on the embedded stack.
+
+use reqwest::StatusCode;
+use stowage_protocol::api::{MissingBlobsResponse, PackUploadResponse, codes};
+use stowage_protocol::blob::{BlobKind, Compression, seal_blob_random};
+use stowage_protocol::crypto::{DataKey, IdKey, TenantKeys, seal_data_key_random};
+use stowage_protocol::ids::{BlobId, PackId};
+use stowage_protocol::pack::PackWriter;
+
+use crate::agent_api::{ask_missing, authed, enrolled, error_of, open_session};
+use crate::helpers::{TestApp, spawn_app};
+
+/// A sealed pack: its id, its bytes, its two data blobs and the tree
+/// referencing both.
+pub(crate) struct TestPack {
+    pub(crate) id: PackId,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) data: Vec<BlobId>,
+    pub(crate) tree: BlobId,
+}
+
+pub(crate) fn build_pack() -> TestPack {
+    let keys = TenantKeys::generate();
+    let data_key = DataKey::random();
+    let sealed_key = seal_data_key_random(&data_key, &keys.public_key()).unwrap();
+    let id_key = IdKey::random();
+    let mut writer = PackWriter::new(&sealed_key);
+    let mut data = Vec::new();
+    for n in 0..2u8 {
+        let plaintext = vec![n; 1000];
+        let id = id_key.chunk_id(&plaintext);
+        let sealed = seal_blob_random(
+            &data_key,
+            &id,
+            BlobKind::Data,
+            &plaintext,
+            Compression::NONE,
+        );
+        writer.add(BlobKind::Data, id, &sealed, &[]).unwrap();
+        data.push(id);
+    }
+    let mut refs = data.clone();
+    refs.sort_unstable();
+    let plaintext = b"a tree listing two files";
+    let tree = id_key.tree_id(plaintext);
+    let sealed = seal_blob_random(
+        &data_key,
+        &tree,
+        BlobKind::Tree,
+        plaintext,
+        Compression::NONE,
+    );
+    writer.add(BlobKind::Tree, tree, &sealed, &refs).unwrap();
+    let (id, bytes) = writer.finish();
+    TestPack {
+        id,
+        bytes,
+        data,
+        tree,
+    }
+}
+
+pub(crate) async fn put_pack(
+    app: &TestApp,
+    credential: &str,
+    session: &str,
+    pack: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    authed(
+        app,
+        reqwest::Method::PUT,
+        &format!("/uploads/{session}/packs/{pack}"),
+        credential,
+    )
+    .header("content-type", "application/octet-stream")
+    .body(body)
+    .send()
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present() {
+    let app = spawn_app().await;
+    let agent = enrolled(&app).await;
+    let session = open_session(&app, &agent.credential)
+        .await
+        .session_id
+        .to_hex();
+    let pack = build_pack();
+    let all: Vec<BlobId> = pack.data.iter().copied().chain([pack.tree]).collect();
+
+    let response = put_pack(
+        &app,
+        &agent.credential,
+        &session,
+        &pack.id.to_hex(),
+        pack.bytes.clone(),
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: PackUploadResponse = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        PackUploadResponse {
+            pack_id: pack.id,
+            blobs_indexed: 3,
+            already_present: false,
+        }
+    );
+    let missing: MissingBlobsResponse = ask_missing(&app, &agent.credential, &session, all)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(missing.missing.is_empty(), "{:?}", missing.missing);
+
+    let again = put_pack(
+        &app,
+        &agent.credential,
+        &session,
+        &pack.id.to_hex(),
+        pack.bytes,
+    )
+    .await;
+
+    assert_eq!(again.status(), StatusCode::OK);
+    let body: PackUploadResponse = again.json().await.unwrap();
+    assert!(body.already_present);
+    assert_eq!(body.blobs_indexed, 3);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed() {
+    let app = spawn_app().await;
+    let agent = enrolled(&app).await;
+    let session = open_session(&app, &agent.credential)
+        .await
+        .session_id
+        .to_hex();
+    let pack = build_pack();
+    let other = build_pack();
+
+    let wrong = put_pack(
+        &app,
+        &agent.credential,
+        &session,
+        &other.id.to_hex(),
+        pack.bytes.clone(),
+    )
+    .await;
+
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let error = error_of(wrong).await;
+    assert_eq!(error.code, codes::PACK_REJECTED);
+    assert!(
+        error.message.contains("wrong pack hash"),
+        "{}",
+        error.message
+    );
+    assert!(!error.retryable);
+
+    let cut = pack.bytes[..pack.bytes.len() / 2].to_vec();
+    let truncated = put_pack(&app, &agent.credential, &session, &pack.id.to_hex(), cut).await;
+
+    assert!(
+        [StatusCode::UNPROCESSABLE_ENTITY, StatusCode::BAD_REQUEST].contains(&truncated.status()),
+        "{}",
+        truncated.status()
+    );
+    let missing: MissingBlobsResponse =
+        ask_missing(&app, &agent.credential, &session, pack.data.clone())
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(missing.missing.len(), 2);
+}
+
+#[tokio::test]
+async fn a_pack_id_that_is_not_hex_is_a_400() {
+    let app = spawn_app().await;
+    let agent = enrolled(&app).await;
+    let session = open_session(&app, &agent.credential)
+        .await
+        .session_id
+        .to_hex();
+
+    let response = put_pack(
+        &app,
+        &agent.credential,
+        &session,
+        "not-a-pack-id",
+        vec![1, 2, 3],
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = error_of(response).await;
+    assert!(error.message.contains("not-a-pack-id"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn a_pack_for_another_tenants_session_is_not_found_and_not_stored() {
+    let app = spawn_app().await;
+    let owner = enrolled(&app).await;
+    let intruder = enrolled(&app).await;
+    let session = open_session(&app, &owner.credential)
+        .await
+        .session_id
+        .to_hex();
+    let pack = build_pack();
+
+    let response = put_pack(
+        &app,
+        &intruder.credential,
+        &session,
+        &pack.id.to_hex(),
+        pack.bytes,
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_of(response).await.code, codes::NOT_FOUND);
+    let own_session = open_session(&app, &intruder.credential)
+        .await
+        .session_id
+        .to_hex();
+    let missing: MissingBlobsResponse =
+        ask_missing(&app, &intruder.credential, &own_session, vec![pack.tree])
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(missing.missing, vec![pack.tree]);
+}
