@@ -189,6 +189,32 @@ pub async fn get(db: &Database, tenant: TenantId, id: PackId) -> Result<Pack, Db
     })
 }
 
+/// The ids of the blobs indexed in pack `pack` of `tenant`, in id order (a
+/// retried upload leases them to its session without reading the pack).
+///
+/// # Errors
+///
+/// Fails when the query fails or a stored id is malformed.
+pub async fn blob_ids(
+    db: &Database,
+    tenant: TenantId,
+    pack: PackId,
+) -> Result<Vec<BlobId>, DbError> {
+    let rows =
+        sqlx::query("SELECT id FROM blobs WHERE tenant_id = $1 AND pack_id = $2 ORDER BY id")
+            .bind(tenant.to_hex())
+            .bind(pack.as_bytes().to_vec())
+            .fetch_all(db.pool())
+            .await
+            .map_err(query_error("list the blobs of a pack"))?;
+    rows.iter()
+        .map(|row| {
+            let id: Vec<u8> = row.try_get("id").map_err(query_error("decode blob row"))?;
+            id_from_bytes("blobs.id", &id, BlobId::from_bytes)
+        })
+        .collect()
+}
+
 /// The ids among `ids` that `tenant` does not hold, in request order.
 ///
 /// # Errors

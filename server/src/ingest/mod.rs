@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use stowage_protocol::ids::{PackId, TenantId};
+use stowage_protocol::ids::{BlobId, PackId, TenantId};
 use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PACK_TRAILER_LEN};
 
 pub use error::{ErrorClass, IngestError};
@@ -156,8 +156,9 @@ impl fmt::Debug for IngestContext {
     }
 }
 
-/// What an upload achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an upload achieved, with the ids of the pack's blobs so the caller
+/// can lease them to its upload session.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
     /// The pack was stored and indexed by this upload.
     Stored {
@@ -165,6 +166,8 @@ pub enum IngestOutcome {
         size: u64,
         /// Blobs it holds.
         blob_count: u64,
+        /// The ids of its blobs.
+        blob_ids: Vec<BlobId>,
     },
     /// The tenant already had this pack (a retried upload); nothing changed.
     AlreadyPresent {
@@ -172,6 +175,8 @@ pub enum IngestOutcome {
         size: u64,
         /// Blobs it holds.
         blob_count: u64,
+        /// The ids of its blobs.
+        blob_ids: Vec<BlobId>,
     },
 }
 
@@ -211,9 +216,13 @@ where
     match packs::get(&ctx.db, tenant, expected).await {
         Ok(pack) => {
             tracing::debug!("pack already indexed; body left unread");
+            let blob_ids = packs::blob_ids(&ctx.db, tenant, expected)
+                .await
+                .map_err(database("list the blobs of"))?;
             return Ok(IngestOutcome::AlreadyPresent {
                 size: pack.size,
                 blob_count: pack.blob_count,
+                blob_ids,
             });
         }
         Err(DbError::NotFound { .. }) => {}
@@ -261,12 +270,21 @@ where
         })
         .collect();
     let blob_count = blobs.len() as u64;
+    let blob_ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id).collect();
     let outcome = packs::index(&ctx.db, tenant, expected, size, &blobs)
         .await
         .map_err(database("index"))?;
     tracing::info!(size, blob_count, ?outcome, "pack ingested");
     Ok(match outcome {
-        IndexOutcome::Indexed => IngestOutcome::Stored { size, blob_count },
-        IndexOutcome::AlreadyIndexed => IngestOutcome::AlreadyPresent { size, blob_count },
+        IndexOutcome::Indexed => IngestOutcome::Stored {
+            size,
+            blob_count,
+            blob_ids,
+        },
+        IndexOutcome::AlreadyIndexed => IngestOutcome::AlreadyPresent {
+            size,
+            blob_count,
+            blob_ids,
+        },
     })
 }

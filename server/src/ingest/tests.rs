@@ -197,7 +197,8 @@ async fn a_pack_is_stored_and_every_blob_indexed_with_its_offset_and_refs() {
         outcome,
         IngestOutcome::Stored {
             size: bytes.len() as u64,
-            blob_count: 4
+            blob_count: 4,
+            blob_ids: blobs.iter().map(|blob| blob.id).collect(),
         }
     );
     assert_indexed(&f, pack, &bytes, &blobs).await;
@@ -254,13 +255,19 @@ async fn a_retried_upload_is_already_present_without_reading_the_body() {
     let outcome = ingest_pack(&f.ctx, f.tenant, pack, retry).await.unwrap();
 
     // Assert
-    assert_eq!(
-        outcome,
-        IngestOutcome::AlreadyPresent {
-            size: bytes.len() as u64,
-            blob_count: 3
-        }
-    );
+    let IngestOutcome::AlreadyPresent {
+        size,
+        blob_count,
+        mut blob_ids,
+    } = outcome
+    else {
+        panic!("expected already present, got {outcome:?}");
+    };
+    assert_eq!((size, blob_count), (bytes.len() as u64, 3));
+    let mut expected: Vec<_> = blobs.iter().map(|blob| blob.id).collect();
+    expected.sort();
+    blob_ids.sort();
+    assert_eq!(blob_ids, expected);
     assert_eq!(polled.load(Ordering::SeqCst), 0);
     assert_eq!(f.memory.list("tenants/").await.unwrap().len(), 1);
     assert_indexed(&f, pack, &bytes, &blobs).await;

@@ -1,6 +1,9 @@
 //! `POST /api/v1/uploads/{session_id}/commit` over HTTP: a snapshot is
 //! stored only when every blob its root reaches is, and a retry is
-//! idempotent.
+//! idempotent. Each scenario runs on SQLite and, when configured, on
+//! PostgreSQL.
+
+use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
@@ -9,10 +12,11 @@ use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::snapshot::{RawPath, SnapshotRecord, SnapshotSummary};
 use stowage_server::db::packs::{self, IndexedBlob};
-use stowage_server::db::snapshots;
+use stowage_server::db::{Database, snapshots};
+use stowage_server::storage::MemoryStore;
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, fresh_postgres, spawn_app, spawn_on};
 use crate::pack_upload::{build_pack, put_pack};
 
 fn record(agent: &Enrolled, root: BlobId) -> SnapshotRecord {
@@ -51,17 +55,15 @@ async fn post_commit(
     .unwrap()
 }
 
-#[tokio::test]
-async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed() {
-    let app = spawn_app().await;
-    let agent = enrolled(&app).await;
-    let session = open_session(&app, &agent.credential)
+async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
         .await
         .session_id
         .to_hex();
     let pack = build_pack();
     let uploaded = put_pack(
-        &app,
+        app,
         &agent.credential,
         &session,
         &pack.id.to_hex(),
@@ -71,7 +73,7 @@ async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(
     assert_eq!(uploaded.status(), StatusCode::CREATED);
     let record = record(&agent, pack.tree);
 
-    let response = post_commit(&app, &agent.credential, &session, &record).await;
+    let response = post_commit(app, &agent.credential, &session, &record).await;
 
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: CommitSnapshotResponse = response.json().await.unwrap();
@@ -82,7 +84,7 @@ async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(
         .unwrap();
     assert_eq!(stored.record.as_bytes(), record.canonical_bytes());
 
-    let again = post_commit(&app, &agent.credential, &session, &record).await;
+    let again = post_commit(app, &agent.credential, &session, &record).await;
 
     assert_eq!(again.status(), StatusCode::OK);
     let body: CommitSnapshotResponse = again.json().await.unwrap();
@@ -90,18 +92,16 @@ async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(
     assert!(body.already_committed);
 }
 
-#[tokio::test]
-async fn a_snapshot_reaching_unstored_blobs_is_refused_listing_them() {
-    let app = spawn_app().await;
-    let agent = enrolled(&app).await;
-    let session = open_session(&app, &agent.credential)
+async fn a_snapshot_reaching_unstored_blobs_is_refused_listing_them(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
         .await
         .session_id
         .to_hex();
     let pack = build_pack();
     let record = record(&agent, pack.tree);
 
-    let response = post_commit(&app, &agent.credential, &session, &record).await;
+    let response = post_commit(app, &agent.credential, &session, &record).await;
 
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let error = error_of(response).await;
@@ -115,18 +115,16 @@ async fn a_snapshot_reaching_unstored_blobs_is_refused_listing_them() {
     );
 }
 
-#[tokio::test]
-async fn a_record_naming_another_agent_is_a_400() {
-    let app = spawn_app().await;
-    let agent = enrolled(&app).await;
-    let other = enrolled(&app).await;
-    let session = open_session(&app, &agent.credential)
+async fn a_record_naming_another_agent_is_a_400(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let other = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
         .await
         .session_id
         .to_hex();
     let record = record(&other, build_pack().tree);
 
-    let response = post_commit(&app, &agent.credential, &session, &record).await;
+    let response = post_commit(app, &agent.credential, &session, &record).await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let error = error_of(response).await;
@@ -137,11 +135,9 @@ async fn a_record_naming_another_agent_is_a_400() {
     );
 }
 
-#[tokio::test]
-async fn a_blob_below_a_stored_tree_that_is_not_stored_is_listed() {
-    let app = spawn_app().await;
-    let agent = enrolled(&app).await;
-    let session = open_session(&app, &agent.credential)
+async fn a_blob_below_a_stored_tree_that_is_not_stored_is_listed(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
         .await
         .session_id
         .to_hex();
@@ -151,7 +147,7 @@ async fn a_blob_below_a_stored_tree_that_is_not_stored_is_listed() {
     let mut refs = vec![stored.data[0], absent];
     refs.sort_unstable();
     let uploaded = put_pack(
-        &app,
+        app,
         &agent.credential,
         &session,
         &stored.id.to_hex(),
@@ -175,8 +171,44 @@ async fn a_blob_below_a_stored_tree_that_is_not_stored_is_listed() {
     .await
     .unwrap();
 
-    let response = post_commit(&app, &agent.credential, &session, &record(&agent, tree)).await;
+    let response = post_commit(app, &agent.credential, &session, &record(&agent, tree)).await;
 
     assert_eq!(response.status(), StatusCode::CONFLICT);
     assert_eq!(error_of(response).await.missing_blobs, vec![absent]);
+}
+
+#[tokio::test]
+async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed_on_sqlite() {
+    a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(&spawn_app().await)
+        .await;
+}
+
+#[tokio::test]
+async fn a_snapshot_reaching_unstored_blobs_is_refused_listing_them_on_sqlite() {
+    a_snapshot_reaching_unstored_blobs_is_refused_listing_them(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_record_naming_another_agent_is_a_400_on_sqlite() {
+    a_record_naming_another_agent_is_a_400(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_blob_below_a_stored_tree_that_is_not_stored_is_listed_on_sqlite() {
+    a_blob_below_a_stored_tree_that_is_not_stored_is_listed(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn committing_holds_on_postgres() {
+    let Some(settings) = fresh_postgres("committing_holds_on_postgres").await else {
+        return;
+    };
+    let database = Database::connect(&settings).await.unwrap();
+    database.migrate().await.unwrap();
+    let app = spawn_on(database, Arc::new(MemoryStore::new())).await;
+
+    a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(&app).await;
+    a_snapshot_reaching_unstored_blobs_is_refused_listing_them(&app).await;
+    a_record_naming_another_agent_is_a_400(&app).await;
+    a_blob_below_a_stored_tree_that_is_not_stored_is_listed(&app).await;
 }

@@ -1,5 +1,8 @@
 //! `PUT /api/v1/uploads/{session_id}/packs/{pack_id}` over HTTP: real packs
 //! built with the protocol's `PackWriter`, stored on the embedded stack.
+//! Each scenario runs on SQLite and, when configured, on PostgreSQL.
+
+use std::sync::Arc;
 
 use reqwest::StatusCode;
 use stowage_protocol::api::{MissingBlobsResponse, PackUploadResponse, codes};
@@ -9,7 +12,10 @@ use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::pack::PackWriter;
 
 use crate::agent_api::{ask_missing, authed, enrolled, error_of, open_session};
-use crate::helpers::{TestApp, spawn_app};
+use stowage_server::db::{Database, upload_sessions};
+use stowage_server::storage::MemoryStore;
+
+use crate::helpers::{TestApp, fresh_postgres, spawn_app, spawn_on};
 
 /// A sealed pack: its id, its bytes, its two data blobs and the tree
 /// referencing both.
@@ -81,11 +87,9 @@ pub(crate) async fn put_pack(
     .unwrap()
 }
 
-#[tokio::test]
-async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present() {
-    let app = spawn_app().await;
-    let agent = enrolled(&app).await;
-    let session = open_session(&app, &agent.credential)
+async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
         .await
         .session_id
         .to_hex();
@@ -93,7 +97,7 @@ async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present() {
     let all: Vec<BlobId> = pack.data.iter().copied().chain([pack.tree]).collect();
 
     let response = put_pack(
-        &app,
+        app,
         &agent.credential,
         &session,
         &pack.id.to_hex(),
@@ -111,7 +115,7 @@ async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present() {
             already_present: false,
         }
     );
-    let missing: MissingBlobsResponse = ask_missing(&app, &agent.credential, &session, all)
+    let missing: MissingBlobsResponse = ask_missing(app, &agent.credential, &session, all)
         .await
         .json()
         .await
@@ -119,7 +123,7 @@ async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present() {
     assert!(missing.missing.is_empty(), "{:?}", missing.missing);
 
     let again = put_pack(
-        &app,
+        app,
         &agent.credential,
         &session,
         &pack.id.to_hex(),
@@ -133,11 +137,9 @@ async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present() {
     assert_eq!(body.blobs_indexed, 3);
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed() {
-    let app = spawn_app().await;
-    let agent = enrolled(&app).await;
-    let session = open_session(&app, &agent.credential)
+async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
         .await
         .session_id
         .to_hex();
@@ -145,7 +147,7 @@ async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed() {
     let other = build_pack();
 
     let wrong = put_pack(
-        &app,
+        app,
         &agent.credential,
         &session,
         &other.id.to_hex(),
@@ -164,7 +166,7 @@ async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed() {
     assert!(!error.retryable);
 
     let cut = pack.bytes[..pack.bytes.len() / 2].to_vec();
-    let truncated = put_pack(&app, &agent.credential, &session, &pack.id.to_hex(), cut).await;
+    let truncated = put_pack(app, &agent.credential, &session, &pack.id.to_hex(), cut).await;
 
     assert!(
         [StatusCode::UNPROCESSABLE_ENTITY, StatusCode::BAD_REQUEST].contains(&truncated.status()),
@@ -172,7 +174,7 @@ async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed() {
         truncated.status()
     );
     let missing: MissingBlobsResponse =
-        ask_missing(&app, &agent.credential, &session, pack.data.clone())
+        ask_missing(app, &agent.credential, &session, pack.data.clone())
             .await
             .json()
             .await
@@ -180,17 +182,15 @@ async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed() {
     assert_eq!(missing.missing.len(), 2);
 }
 
-#[tokio::test]
-async fn a_pack_id_that_is_not_hex_is_a_400() {
-    let app = spawn_app().await;
-    let agent = enrolled(&app).await;
-    let session = open_session(&app, &agent.credential)
+async fn a_pack_id_that_is_not_hex_is_a_400(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
         .await
         .session_id
         .to_hex();
 
     let response = put_pack(
-        &app,
+        app,
         &agent.credential,
         &session,
         "not-a-pack-id",
@@ -203,19 +203,17 @@ async fn a_pack_id_that_is_not_hex_is_a_400() {
     assert!(error.message.contains("not-a-pack-id"), "{}", error.message);
 }
 
-#[tokio::test]
-async fn a_pack_for_another_tenants_session_is_not_found_and_not_stored() {
-    let app = spawn_app().await;
-    let owner = enrolled(&app).await;
-    let intruder = enrolled(&app).await;
-    let session = open_session(&app, &owner.credential)
+async fn a_pack_for_another_tenants_session_is_not_found_and_not_stored(app: &TestApp) {
+    let owner = enrolled(app).await;
+    let intruder = enrolled(app).await;
+    let session = open_session(app, &owner.credential)
         .await
         .session_id
         .to_hex();
     let pack = build_pack();
 
     let response = put_pack(
-        &app,
+        app,
         &intruder.credential,
         &session,
         &pack.id.to_hex(),
@@ -225,15 +223,89 @@ async fn a_pack_for_another_tenants_session_is_not_found_and_not_stored() {
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_of(response).await.code, codes::NOT_FOUND);
-    let own_session = open_session(&app, &intruder.credential)
+    let own_session = open_session(app, &intruder.credential)
         .await
         .session_id
         .to_hex();
     let missing: MissingBlobsResponse =
-        ask_missing(&app, &intruder.credential, &own_session, vec![pack.tree])
+        ask_missing(app, &intruder.credential, &own_session, vec![pack.tree])
             .await
             .json()
             .await
             .unwrap();
     assert_eq!(missing.missing, vec![pack.tree]);
+}
+
+async fn an_uploaded_pack_is_leased_to_each_session_that_uploads_it(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let first = open_session(app, &agent.credential).await.session_id;
+    let second = open_session(app, &agent.credential).await.session_id;
+    let pack = build_pack();
+
+    let stored = put_pack(
+        app,
+        &agent.credential,
+        &first.to_hex(),
+        &pack.id.to_hex(),
+        pack.bytes.clone(),
+    )
+    .await;
+    let repeated = put_pack(
+        app,
+        &agent.credential,
+        &second.to_hex(),
+        &pack.id.to_hex(),
+        pack.bytes,
+    )
+    .await;
+
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    assert_eq!(repeated.status(), StatusCode::OK);
+    for session in [first, second] {
+        let leased = upload_sessions::leased_count(&app.database, agent.tenant, session)
+            .await
+            .unwrap();
+        assert_eq!(leased, 3, "session {session}");
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present_on_sqlite() {
+    an_uploaded_pack_is_indexed_and_a_repeat_is_already_present(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed_on_sqlite() {
+    a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_pack_id_that_is_not_hex_is_a_400_on_sqlite() {
+    a_pack_id_that_is_not_hex_is_a_400(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_pack_for_another_tenants_session_is_not_found_and_not_stored_on_sqlite() {
+    a_pack_for_another_tenants_session_is_not_found_and_not_stored(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn an_uploaded_pack_is_leased_to_each_session_that_uploads_it_on_sqlite() {
+    an_uploaded_pack_is_leased_to_each_session_that_uploads_it(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn pack_upload_holds_on_postgres() {
+    let Some(settings) = fresh_postgres("pack_upload_holds_on_postgres").await else {
+        return;
+    };
+    let database = Database::connect(&settings).await.unwrap();
+    database.migrate().await.unwrap();
+    let app = spawn_on(database, Arc::new(MemoryStore::new())).await;
+
+    an_uploaded_pack_is_indexed_and_a_repeat_is_already_present(&app).await;
+    a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed(&app).await;
+    a_pack_id_that_is_not_hex_is_a_400(&app).await;
+    a_pack_for_another_tenants_session_is_not_found_and_not_stored(&app).await;
+    an_uploaded_pack_is_leased_to_each_session_that_uploads_it(&app).await;
 }

@@ -5,16 +5,19 @@
 //! service enforces the size limit itself, which is why this route reads
 //! `web::Payload` (no actix body limit) and not `web::Bytes`. The session is
 //! checked (and its lease extended) before a byte of the body is read.
+//! Every blob of the pack — stored now or already present — is then leased
+//! to the session, so garbage collection keeps it until the commit.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
+use anyhow::Context;
 use stowage_protocol::api::{ApiError, PackUploadResponse};
 use stowage_protocol::ids::PackId;
 
 use super::Failure;
 use super::uploads::live_session;
 use crate::auth::agent::AuthenticatedAgent;
-use crate::db::Database;
+use crate::db::{Database, upload_sessions};
 use crate::ingest::{ErrorClass, IngestContext, IngestError, IngestOutcome, ingest_pack};
 
 /// Why a pack upload failed: the session or URL was wrong, or ingest refused.
@@ -83,17 +86,31 @@ pub async fn upload(
     body: web::Payload,
 ) -> Result<HttpResponse, PackFailure> {
     let (raw_session, raw_pack) = path.into_inner();
-    live_session(&db, who, &raw_session).await?;
+    let session = live_session(&db, who, &raw_session).await?;
     let pack_id: PackId = raw_pack.parse().map_err(|_| {
         Failure::Validation(format!(
             "pack id {raw_pack:?} is not 64 lowercase hex digits"
         ))
     })?;
     let outcome = ingest_pack(&ingest, who.tenant, pack_id, body).await?;
-    let (status, blob_count, already_present) = match outcome {
-        IngestOutcome::Stored { blob_count, .. } => (StatusCode::CREATED, blob_count, false),
-        IngestOutcome::AlreadyPresent { blob_count, .. } => (StatusCode::OK, blob_count, true),
+    let (status, blob_count, blob_ids, already_present) = match outcome {
+        IngestOutcome::Stored {
+            blob_count,
+            blob_ids,
+            ..
+        } => (StatusCode::CREATED, blob_count, blob_ids, false),
+        IngestOutcome::AlreadyPresent {
+            blob_count,
+            blob_ids,
+            ..
+        } => (StatusCode::OK, blob_count, blob_ids, true),
     };
+    // Leased before answering, so a GC beside this backup never deletes a
+    // blob the session wrote but has not yet committed.
+    upload_sessions::lease_blobs(&db, who.tenant, session, &blob_ids)
+        .await
+        .context("unable to lease the blobs of an uploaded pack to its session")
+        .map_err(Failure::from)?;
     Ok(HttpResponse::build(status).json(PackUploadResponse {
         pack_id,
         blobs_indexed: u32::try_from(blob_count).unwrap_or(u32::MAX),
