@@ -155,6 +155,38 @@ pub async fn list(
     .collect()
 }
 
+/// The newest `limit` snapshots of `tenant` older than `cursor` in the
+/// order of [`list`] (committed earlier, or at the same time with a lower id),
+/// newest first: the page after the one ending at `cursor`.
+///
+/// # Errors
+///
+/// Fails when the query fails.
+pub async fn list_before(
+    db: &Database,
+    tenant: TenantId,
+    cursor: &StoredSnapshot,
+    limit: u32,
+) -> Result<Vec<StoredSnapshot>, DbError> {
+    let at = cursor.committed_at.timestamp_millis();
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1 \
+         AND (committed_at < $2 OR (committed_at = $3 AND id < $4)) \
+         ORDER BY committed_at DESC, id DESC LIMIT $5"
+    )))
+    .bind(tenant.to_hex())
+    .bind(at)
+    .bind(at)
+    .bind(cursor.id.as_bytes().to_vec())
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await
+    .map_err(query_error("list snapshots before a cursor"))?
+    .iter()
+    .map(decode)
+    .collect()
+}
+
 fn decode(row: &AnyRow) -> Result<StoredSnapshot, DbError> {
     let read = query_error("decode snapshot row");
     let text = |column: &str| row.try_get::<String, _>(column).map_err(read);

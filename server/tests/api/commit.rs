@@ -19,7 +19,7 @@ use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
 use crate::helpers::{TestApp, fresh_postgres, spawn_app, spawn_on};
 use crate::pack_upload::{build_pack, put_pack};
 
-fn record(agent: &Enrolled, root: BlobId) -> SnapshotRecord {
+pub(crate) fn record(agent: &Enrolled, root: BlobId) -> SnapshotRecord {
     SnapshotRecord {
         root,
         parent: None,
@@ -35,7 +35,7 @@ fn record(agent: &Enrolled, root: BlobId) -> SnapshotRecord {
     }
 }
 
-async fn post_commit(
+pub(crate) async fn post_commit(
     app: &TestApp,
     credential: &str,
     session: &str,

@@ -15,4 +15,5 @@ mod health;
 mod helpers;
 mod ingest;
 mod pack_upload;
+mod snapshots;
 mod storage;

@@ -9,6 +9,7 @@
 pub mod commit;
 pub mod enroll;
 pub mod packs;
+pub mod snapshots;
 pub mod tenant_keys;
 pub mod uploads;
 
@@ -133,7 +134,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route(
                 "/uploads/{session_id}/commit",
                 web::post().to(commit::commit),
-            ),
+            )
+            .route("/snapshots", web::get().to(snapshots::list))
+            .route("/snapshots/{snapshot_id}", web::get().to(snapshots::get)),
     );
 }
 
