@@ -3,7 +3,6 @@
 //! on port 0 with a fresh database — SQLite always, PostgreSQL when
 //! configured.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -19,9 +18,8 @@ use stowage_protocol::ids::{AgentId, BlobId, PackId, TenantId};
 use stowage_server::db::packs::{self, IndexedBlob};
 use stowage_server::db::{Database, agents, audit, enrollment_tokens, tenants, upload_sessions};
 use stowage_server::domain::TenantName;
-use stowage_server::storage::MemoryStore;
 
-use crate::helpers::{TestApp, fresh_postgres, random_hex, spawn_app, spawn_on};
+use crate::helpers::{TestApp, random_hex, spawn_app, spawn_app_on_postgres};
 
 /// A tenant with an enrolled agent, as the tests see it.
 pub(crate) struct Enrolled {
@@ -518,12 +516,9 @@ async fn another_tenants_session_is_not_found_audited_and_untouched_on_sqlite() 
 
 #[tokio::test]
 async fn the_agent_api_holds_on_postgres() {
-    let Some(settings) = fresh_postgres("the_agent_api_holds_on_postgres").await else {
+    let Some(app) = spawn_app_on_postgres("the_agent_api_holds_on_postgres").await else {
         return;
     };
-    let database = Database::connect(&settings).await.unwrap();
-    database.migrate().await.unwrap();
-    let app = spawn_on(database, Arc::new(MemoryStore::new())).await;
 
     enrollment_gives_a_working_credential_and_a_token_works_once(&app).await;
     expired_and_unknown_tokens_are_refused(&app).await;

@@ -3,8 +3,6 @@
 //! idempotent. Each scenario runs on SQLite and, when configured, on
 //! PostgreSQL.
 
-use std::sync::Arc;
-
 use chrono::{TimeZone, Utc};
 use reqwest::StatusCode;
 use stowage_protocol::api::{CommitSnapshotRequest, CommitSnapshotResponse, codes};
@@ -12,11 +10,10 @@ use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::snapshot::{RawPath, SnapshotRecord, SnapshotSummary};
 use stowage_server::db::packs::{self, IndexedBlob};
-use stowage_server::db::{Database, snapshots};
-use stowage_server::storage::MemoryStore;
+use stowage_server::db::snapshots;
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
-use crate::helpers::{TestApp, fresh_postgres, spawn_app, spawn_on};
+use crate::helpers::{TestApp, spawn_app, spawn_app_on_postgres};
 use crate::pack_upload::{build_pack, put_pack};
 
 pub(crate) fn record(agent: &Enrolled, root: BlobId) -> SnapshotRecord {
@@ -200,12 +197,9 @@ async fn a_blob_below_a_stored_tree_that_is_not_stored_is_listed_on_sqlite() {
 
 #[tokio::test]
 async fn committing_holds_on_postgres() {
-    let Some(settings) = fresh_postgres("committing_holds_on_postgres").await else {
+    let Some(app) = spawn_app_on_postgres("committing_holds_on_postgres").await else {
         return;
     };
-    let database = Database::connect(&settings).await.unwrap();
-    database.migrate().await.unwrap();
-    let app = spawn_on(database, Arc::new(MemoryStore::new())).await;
 
     a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(&app).await;
     a_snapshot_reaching_unstored_blobs_is_refused_listing_them(&app).await;

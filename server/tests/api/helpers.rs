@@ -10,7 +10,7 @@ use sqlx::AssertSqlSafe;
 use stowage_server::configuration::{DatabaseSettings, S3Settings, Settings};
 use stowage_server::db::Database;
 use stowage_server::startup::Application;
-use stowage_server::storage::ObjectStore;
+use stowage_server::storage::{MemoryStore, ObjectStore};
 use stowage_server::telemetry::{get_subscriber, init_subscriber};
 use tempfile::TempDir;
 
@@ -100,6 +100,15 @@ fn start(app: Application, data_dir: TempDir) -> TestApp {
 }
 
 /// A fresh, empty PostgreSQL database, or `None` (with a note) when
+/// The app on a fresh PostgreSQL database with an in-memory object store, or
+/// `None` (with a note) when `STOWAGE_TEST_POSTGRES_URL` is not set.
+pub async fn spawn_app_on_postgres(test: &str) -> Option<TestApp> {
+    let settings = fresh_postgres(test).await?;
+    let database = Database::connect(&settings).await.unwrap();
+    database.migrate().await.unwrap();
+    Some(spawn_on(database, Arc::new(MemoryStore::new())).await)
+}
+
 /// `STOWAGE_TEST_POSTGRES_URL` is not set.
 pub async fn fresh_postgres(test: &str) -> Option<DatabaseSettings> {
     let Ok(admin_url) = std::env::var("STOWAGE_TEST_POSTGRES_URL") else {

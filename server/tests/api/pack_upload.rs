@@ -2,8 +2,6 @@
 //! built with the protocol's `PackWriter`, stored on the embedded stack.
 //! Each scenario runs on SQLite and, when configured, on PostgreSQL.
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
 use stowage_protocol::api::{MissingBlobsResponse, PackUploadResponse, codes};
 use stowage_protocol::blob::{BlobKind, Compression, seal_blob_random};
@@ -12,10 +10,9 @@ use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::pack::PackWriter;
 
 use crate::agent_api::{ask_missing, authed, enrolled, error_of, open_session};
-use stowage_server::db::{Database, upload_sessions};
-use stowage_server::storage::MemoryStore;
+use stowage_server::db::upload_sessions;
 
-use crate::helpers::{TestApp, fresh_postgres, spawn_app, spawn_on};
+use crate::helpers::{TestApp, spawn_app, spawn_app_on_postgres};
 
 /// A sealed pack: its id, its bytes, its two data blobs and the tree
 /// referencing both.
@@ -296,12 +293,9 @@ async fn an_uploaded_pack_is_leased_to_each_session_that_uploads_it_on_sqlite() 
 
 #[tokio::test]
 async fn pack_upload_holds_on_postgres() {
-    let Some(settings) = fresh_postgres("pack_upload_holds_on_postgres").await else {
+    let Some(app) = spawn_app_on_postgres("pack_upload_holds_on_postgres").await else {
         return;
     };
-    let database = Database::connect(&settings).await.unwrap();
-    database.migrate().await.unwrap();
-    let app = spawn_on(database, Arc::new(MemoryStore::new())).await;
 
     an_uploaded_pack_is_indexed_and_a_repeat_is_already_present(&app).await;
     a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed(&app).await;

@@ -1,17 +1,13 @@
 //! `GET /api/v1/snapshots` and `GET /api/v1/snapshots/{id}`: listing and
 //! reading committed snapshots, confined to the caller's tenant.
 
-use std::sync::Arc;
-
 use reqwest::{Method, StatusCode};
 use stowage_protocol::api::{SnapshotList, SnapshotListItem, codes};
 use stowage_protocol::snapshot::SnapshotRecord;
-use stowage_server::db::Database;
-use stowage_server::storage::MemoryStore;
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
 use crate::commit::{post_commit, record};
-use crate::helpers::{TestApp, fresh_postgres, spawn_app, spawn_on};
+use crate::helpers::{TestApp, spawn_app, spawn_app_on_postgres};
 use crate::pack_upload::{build_pack, put_pack};
 
 /// Enrolls an agent and commits one snapshot for it.
@@ -145,12 +141,9 @@ async fn a_limit_over_the_maximum_or_a_bad_id_is_a_400_on_sqlite() {
 
 #[tokio::test]
 async fn listing_snapshots_holds_on_postgres() {
-    let Some(settings) = fresh_postgres("listing_snapshots_holds_on_postgres").await else {
+    let Some(app) = spawn_app_on_postgres("listing_snapshots_holds_on_postgres").await else {
         return;
     };
-    let database = Database::connect(&settings).await.unwrap();
-    database.migrate().await.unwrap();
-    let app = spawn_on(database, Arc::new(MemoryStore::new())).await;
 
     a_committed_snapshot_is_listed_and_read_by_its_tenant_only(&app).await;
     pages_are_chained_by_before_newest_first(&app).await;

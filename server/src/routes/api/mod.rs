@@ -162,6 +162,32 @@ fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Err
     failure.into()
 }
 
+/// Records a request for an object the caller's tenant does not have — a
+/// stale id or an attempt to reach another tenant's data — so attempts show
+/// in the audit log while the caller only ever sees a 404.
+pub(super) async fn audit_access_denied(
+    db: &crate::db::Database,
+    who: crate::auth::agent::AuthenticatedAgent,
+    action: &str,
+    object: &str,
+    what: &str,
+) -> Result<(), Failure> {
+    use anyhow::Context as _;
+    crate::db::audit::record(
+        db,
+        Some(who.tenant),
+        crate::db::audit::NewAuditEntry {
+            actor: &who.agent.to_hex(),
+            action,
+            object,
+            details: &format!(r#"{{"reason":"unknown {what} or cross-tenant access attempt"}}"#),
+        },
+    )
+    .await
+    .with_context(|| format!("unable to audit a request for an unknown {what}"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use actix_web::body::to_bytes;

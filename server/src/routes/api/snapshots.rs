@@ -16,7 +16,6 @@ use stowage_protocol::snapshot::SnapshotRecord;
 
 use super::Failure;
 use crate::auth::agent::AuthenticatedAgent;
-use crate::db::audit::{self, NewAuditEntry};
 use crate::db::snapshots::{self, StoredSnapshot};
 use crate::db::{Database, DbError};
 
@@ -94,7 +93,14 @@ pub async fn get(
     match snapshots::get(&db, who.tenant, id).await {
         Ok(stored) => Ok(HttpResponse::Ok().json(item_of(&stored)?)),
         Err(DbError::NotFound { .. }) => {
-            audit_unknown_snapshot(&db, who, id).await?;
+            super::audit_access_denied(
+                &db,
+                who,
+                "snapshot.access_denied",
+                &id.to_hex(),
+                "snapshot",
+            )
+            .await?;
             Err(Failure::NotFound {
                 code: codes::NOT_FOUND,
                 message: format!("snapshot {} does not exist", id.to_hex()),
@@ -137,26 +143,4 @@ fn item_of(stored: &StoredSnapshot) -> Result<SnapshotListItem, Failure> {
         committed_at: stored.committed_at,
         record,
     })
-}
-
-/// Records a request for a snapshot the caller's tenant does not have:
-/// either a stale id or an attempt to reach another tenant's snapshot.
-async fn audit_unknown_snapshot(
-    db: &Database,
-    who: AuthenticatedAgent,
-    snapshot: SnapshotId,
-) -> Result<(), Failure> {
-    audit::record(
-        db,
-        Some(who.tenant),
-        NewAuditEntry {
-            actor: &who.agent.to_hex(),
-            action: "snapshot.access_denied",
-            object: &snapshot.to_hex(),
-            details: r#"{"reason":"unknown snapshot or cross-tenant access attempt"}"#,
-        },
-    )
-    .await
-    .context("unable to audit a request for an unknown snapshot")?;
-    Ok(())
 }

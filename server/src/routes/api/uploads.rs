@@ -19,7 +19,6 @@ use stowage_protocol::ids::{BlobId, UploadSessionId};
 
 use super::Failure;
 use crate::auth::agent::AuthenticatedAgent;
-use crate::db::audit::{self, NewAuditEntry};
 use crate::db::upload_sessions::UploadSession as StoredSession;
 use crate::db::{Database, DbError, packs, upload_sessions};
 
@@ -114,7 +113,14 @@ pub(super) async fn session_of(
     match upload_sessions::get(db, who.tenant, session_id).await {
         Ok(session) => Ok(session),
         Err(DbError::NotFound { .. }) => {
-            audit_unknown_session(db, who, session_id).await?;
+            super::audit_access_denied(
+                db,
+                who,
+                "upload_session.access_denied",
+                &session_id.to_hex(),
+                "session",
+            )
+            .await?;
             Err(unknown_session(raw_id))
         }
         Err(other) => Err(anyhow::Error::new(other).into()),
@@ -156,26 +162,4 @@ pub(super) fn expired(id: UploadSessionId, how: &str) -> Failure {
         code: codes::SESSION_EXPIRED,
         message: format!("upload session {} {how}; open a new one", id.to_hex()),
     }
-}
-
-/// Records a request on a session the caller's tenant does not have: either
-/// a stale id or an attempt to reach another tenant's session.
-async fn audit_unknown_session(
-    db: &Database,
-    who: AuthenticatedAgent,
-    session: UploadSessionId,
-) -> Result<(), Failure> {
-    audit::record(
-        db,
-        Some(who.tenant),
-        NewAuditEntry {
-            actor: &who.agent.to_hex(),
-            action: "upload_session.access_denied",
-            object: &session.to_hex(),
-            details: r#"{"reason":"unknown session or cross-tenant access attempt"}"#,
-        },
-    )
-    .await
-    .context("unable to audit a request on an unknown upload session")?;
-    Ok(())
 }
