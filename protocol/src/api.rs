@@ -12,10 +12,31 @@
 //! [`CommitSnapshotRequest`]. Every request on a session extends its lease;
 //! blobs reported present (or uploaded) are protected from garbage collection
 //! until the lease expires or the snapshot is committed.
+//!
+//! A restore runs: `GET /api/v1/snapshots` ([`SnapshotList`], filtered by
+//! `plan`, paged by `before`) or `GET /api/v1/snapshots/{snapshot_id}`
+//! ([`SnapshotListItem`]) → `GET /api/v1/trees/{blob_id}` for the root and
+//! each subtree (the sealed tree blob, `application/octet-stream`, opened by
+//! the agent with the pack's data key) → [`LocateBlobsRequest`] for the
+//! content chunks → `GET /api/v1/packs/{pack_id}` with `Range: bytes=a-b`
+//! (206 with `Content-Range`; `bytes=a-` and `bytes=-n` too; one range per
+//! request; without `Range` the whole pack, 200). The pack header with the
+//! sealed data key is the first
+//! [`PACK_HEADER_LEN`](crate::pack::PACK_HEADER_LEN) bytes of every pack. A
+//! range that starts past the end is 416
+//! ([`codes::RANGE_NOT_SATISFIABLE`], naming the pack's size); a malformed or
+//! multi-part `Range` is 400.
+//!
+//! Every id the caller's tenant does not hold — never stored, or another
+//! tenant's — gets the same answer (404, or `unknown` in a locate), and the
+//! request is written to the tenant's audit log. Malformed ids in a path or
+//! query, and malformed query parameters, are 400 with an [`ApiError`]
+//! naming the parameter.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::blob::BlobKind;
 use crate::config::{ConfigError, RepoConfig};
 use crate::crypto::WrappedTenantKeys;
 use crate::ids::{AgentId, BlobId, PackId, PlanId, SnapshotId, TenantId, UploadSessionId};
@@ -52,6 +73,8 @@ pub mod codes {
     pub const MISSING_BLOBS: &str = "missing_blobs";
     /// The tenant's storage or agent quota is used up (402/403).
     pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    /// A pack read's `Range` starts past the pack's end (416); the message names the size.
+    pub const RANGE_NOT_SATISFIABLE: &str = "range_not_satisfiable";
     /// Too many requests; retry after a pause (429).
     pub const RATE_LIMITED: &str = "rate_limited";
     /// The server failed (500/503); retryable.
@@ -240,14 +263,15 @@ pub struct SnapshotList {
 ///
 /// The agent then fetches the byte ranges with
 /// `GET /api/v1/packs/{pack_id}` and a `Range` header (the pack header with the
-/// sealed data key is bytes 0..88).
+/// sealed data key is bytes `0..`[`PACK_HEADER_LEN`](crate::pack::PACK_HEADER_LEN)). More than
+/// [`MAX_IDS_PER_QUERY`] ids is a 400 naming the limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocateBlobsRequest {
     /// At most [`MAX_IDS_PER_QUERY`] ids.
     pub ids: Vec<BlobId>,
 }
 
-/// Where one blob lies.
+/// Where one blob lies: bytes `offset..offset + length` of pack `pack_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobLocation {
     /// The blob.
@@ -258,15 +282,51 @@ pub struct BlobLocation {
     pub offset: u32,
     /// Length of the sealed blob.
     pub length: u32,
+    /// Data chunk or tree, as `"data"` or `"tree"`: the kind to open it as.
+    #[serde(with = "kind_name")]
+    pub kind: BlobKind,
 }
 
 /// Response to [`LocateBlobsRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocateBlobsResponse {
-    /// Locations of the ids found, in request order.
+    /// Locations of the ids found, in request order, each id once.
     pub found: Vec<BlobLocation>,
-    /// Ids the tenant does not hold.
-    pub missing: Vec<BlobId>,
+    /// Ids the tenant does not hold (another tenant's included), in request order.
+    pub unknown: Vec<BlobId>,
+}
+
+/// [`BlobKind`] as a word in JSON, so a location reads without the format tables.
+mod kind_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::blob::BlobKind;
+
+    #[allow(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde's `with` hands the field over by reference"
+    )]
+    pub(super) fn serialize<S: Serializer>(
+        kind: &BlobKind,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match kind {
+            BlobKind::Data => "data",
+            BlobKind::Tree => "tree",
+        })
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BlobKind, D::Error> {
+        match String::deserialize(deserializer)?.as_str() {
+            "data" => Ok(BlobKind::Data),
+            "tree" => Ok(BlobKind::Tree),
+            other => Err(serde::de::Error::custom(format!(
+                "blob kind {other:?} is neither \"data\" nor \"tree\""
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -360,5 +420,37 @@ mod tests {
     fn a_missing_blobs_query_with_a_bad_id_is_rejected() {
         let bad = r#"{"ids":["00"]}"#;
         assert!(serde_json::from_str::<MissingBlobsRequest>(bad).is_err());
+    }
+
+    #[test]
+    fn a_blob_location_names_its_kind_as_a_word_and_reads_back() {
+        // Arrange
+        let location = BlobLocation {
+            id: BlobId::from_bytes([1; 32]),
+            pack_id: PackId::from_bytes([2; 32]),
+            offset: 88,
+            length: 1045,
+            kind: BlobKind::Tree,
+        };
+
+        // Act
+        let json = serde_json::to_string(&location).unwrap();
+
+        // Assert
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"id":"{}","pack_id":"{}","offset":88,"length":1045,"kind":"tree"}}"#,
+                "01".repeat(32),
+                "02".repeat(32)
+            )
+        );
+        assert_eq!(
+            serde_json::from_str::<BlobLocation>(&json).unwrap(),
+            location
+        );
+        let unknown_kind = json.replace(r#""tree""#, r#""chunk""#);
+        let error = serde_json::from_str::<BlobLocation>(&unknown_kind).unwrap_err();
+        assert!(error.to_string().contains("chunk"), "{error}");
     }
 }

@@ -13,6 +13,14 @@
 //! data_dir = "/var/lib/stowage"
 //! database_url = "postgres://stowage:secret@db:5432/stowage"
 //! log = "info,stowage_server=debug"
+//! tls_cert = "/etc/stowage/fullchain.pem"
+//! tls_key = "/etc/stowage/privkey.pem"
+//!
+//! [rate_limits]             # requests per second, and bursts on top
+//! agent_per_second = 50     # per agent credential
+//! agent_burst = 200
+//! address_per_second = 5    # per client address, for requests without a
+//! address_burst = 20        # valid credential (enrollment, failed logins)
 //!
 //! [s3]
 //! endpoint = "http://minio:9000"
@@ -30,12 +38,23 @@
 //!
 //! `STOWAGE_LISTEN`, `STOWAGE_DATA_DIR`, `STOWAGE_DATABASE_URL`, `STOWAGE_LOG`,
 //! `STOWAGE_S3_ENDPOINT`, `STOWAGE_S3_BUCKET`, `STOWAGE_S3_REGION`,
-//! `STOWAGE_S3_ACCESS_KEY`, `STOWAGE_S3_SECRET_KEY`, `STOWAGE_S3_PATH_STYLE`.
+//! `STOWAGE_S3_ACCESS_KEY`, `STOWAGE_S3_SECRET_KEY`, `STOWAGE_S3_PATH_STYLE`,
+//! `STOWAGE_TLS_CERT`, `STOWAGE_TLS_KEY`, `STOWAGE_AGENT_RATE_LIMIT`,
+//! `STOWAGE_AGENT_RATE_BURST`, `STOWAGE_ADDRESS_RATE_LIMIT`,
+//! `STOWAGE_ADDRESS_RATE_BURST`.
+//!
+//! With a TLS certificate chain and key (both PEM) the server serves HTTPS
+//! itself; with neither it serves plain HTTP (for loopback, or behind a
+//! TLS-terminating reverse proxy); with only one of them it refuses to start.
+//! Both files are read and checked here (see [`crate::tls`]).
 //!
 //! Without any S3 setting objects live on the local filesystem under
 //! `<data_dir>/objects`; with some but not all of endpoint, bucket, region,
 //! access key and secret key the server refuses to start and lists the missing
-//! ones. Without a database URL the database is `<data_dir>/stowage.db`.
+//! ones. When S3 is configured but neither key is, the keys come from the
+//! standard `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` variables
+//! ([`AWS_CREDENTIAL_VARS`]). Without a database URL the database is
+//! `<data_dir>/stowage.db`.
 //!
 //! Secrets (the S3 secret key, and the database URL, which may carry a
 //! password) are [`SecretString`]s: `Debug` prints them redacted, and the
@@ -73,6 +92,10 @@ pub struct Settings {
     pub object_store: ObjectStoreSettings,
     /// A `tracing_subscriber::EnvFilter` directive, already checked to parse.
     pub log: String,
+    /// The certificate and key to serve HTTPS with; `None` serves plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// Request budgets per agent credential and per client address.
+    pub rate_limits: RateLimitSettings,
 }
 
 /// Connection settings of the database.
@@ -135,6 +158,17 @@ pub enum ConfigError {
         /// Names of the settings that are missing.
         missing: String,
     },
+    /// A TLS certificate is given without its key, or a key without its certificate.
+    #[error(
+        "TLS is half configured: {given} is set but {missing} is not; \
+         set both to serve HTTPS, or neither to serve plain HTTP"
+    )]
+    PartialTls {
+        /// The setting that was given, e.g. `STOWAGE_TLS_CERT`.
+        given: String,
+        /// The one that is missing.
+        missing: String,
+    },
     /// The configuration file cannot be read or parsed.
     #[error("configuration file {path:?}: {problem}")]
     File {
@@ -148,9 +182,23 @@ pub enum ConfigError {
 mod layers;
 mod values;
 
-use layers::{FileSettings, Layers, S3Layers, read_file};
+/// The standard AWS variables read when the S3 store is configured without
+/// `STOWAGE_S3_ACCESS_KEY`/`STOWAGE_S3_SECRET_KEY`. Only static keys are
+/// supported; `AWS_SESSION_TOKEN` is read only to refuse temporary
+/// credentials clearly. Profiles and the instance-metadata service are not
+/// consulted (that would need the aws-config crate and network probes).
+pub const AWS_CREDENTIAL_VARS: [&str; 3] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+use crate::rate_limit::{Budget, RateLimitSettings};
+use crate::tls::TlsSettings;
+use layers::{FileSettings, Layers, S3Layers, Sourced, TlsLayers, read_file};
 use values::{
-    default_listen, parse_database_url, parse_dir, parse_listen, parse_log, redact_url_password,
+    default_listen, parse_count, parse_database_url, parse_dir, parse_listen, parse_log,
+    redact_url_password,
 };
 
 impl Settings {
@@ -161,13 +209,15 @@ impl Settings {
     /// Fails when the file cannot be read or parsed, or a value is invalid.
     pub fn load(config_file: Option<&Path>) -> Result<Self, ConfigError> {
         let env: HashMap<String, String> = std::env::vars()
-            .filter(|(key, _)| key.starts_with("STOWAGE_"))
+            .filter(|(key, _)| {
+                key.starts_with("STOWAGE_") || AWS_CREDENTIAL_VARS.contains(&key.as_str())
+            })
             .collect();
         Self::from_sources(config_file, &env)
     }
 
     /// Builds settings from an optional TOML file and the given environment
-    /// (only `STOWAGE_*` keys are looked at). Tests pass their own map
+    /// (only `STOWAGE_*` keys and the [`AWS_CREDENTIAL_VARS`] are looked at). Tests pass their own map
     /// instead of changing the process environment.
     ///
     /// # Errors
@@ -204,6 +254,9 @@ impl Settings {
             region: layers.get("STOWAGE_S3_REGION", "s3.region", s3_file.region),
             access_key: layers.get("STOWAGE_S3_ACCESS_KEY", "s3.access_key", s3_file.access_key),
             secret_key: layers.get("STOWAGE_S3_SECRET_KEY", "s3.secret_key", s3_file.secret_key),
+            aws_access_key: layers.get("AWS_ACCESS_KEY_ID", "", None),
+            aws_secret_key: layers.get("AWS_SECRET_ACCESS_KEY", "", None),
+            aws_session_token: layers.get("AWS_SESSION_TOKEN", "", None),
             path_style: layers.get(
                 "STOWAGE_S3_PATH_STYLE",
                 "s3.path_style",
@@ -211,6 +264,47 @@ impl Settings {
             ),
         };
         let object_store = s3.resolve(&data_dir)?;
+        let tls = TlsLayers {
+            cert: layers.get("STOWAGE_TLS_CERT", "tls_cert", file.tls_cert),
+            key: layers.get("STOWAGE_TLS_KEY", "tls_key", file.tls_key),
+        }
+        .resolve()?;
+        let limits_file = file.rate_limits.unwrap_or_default();
+        let budget = |per_second: Option<Sourced>, burst: Option<Sourced>, default: Budget| {
+            Ok::<_, ConfigError>(Budget {
+                per_second: per_second.map_or(Ok(default.per_second), |v| parse_count(&v))?,
+                burst: burst.map_or(Ok(default.burst), |v| parse_count(&v))?,
+            })
+        };
+        let defaults = RateLimitSettings::default();
+        let rate_limits = RateLimitSettings {
+            per_agent: budget(
+                layers.get(
+                    "STOWAGE_AGENT_RATE_LIMIT",
+                    "rate_limits.agent_per_second",
+                    limits_file.agent_per_second.map(|n| n.to_string()),
+                ),
+                layers.get(
+                    "STOWAGE_AGENT_RATE_BURST",
+                    "rate_limits.agent_burst",
+                    limits_file.agent_burst.map(|n| n.to_string()),
+                ),
+                defaults.per_agent,
+            )?,
+            per_address: budget(
+                layers.get(
+                    "STOWAGE_ADDRESS_RATE_LIMIT",
+                    "rate_limits.address_per_second",
+                    limits_file.address_per_second.map(|n| n.to_string()),
+                ),
+                layers.get(
+                    "STOWAGE_ADDRESS_RATE_BURST",
+                    "rate_limits.address_burst",
+                    limits_file.address_burst.map(|n| n.to_string()),
+                ),
+                defaults.per_address,
+            )?,
+        };
 
         Ok(Self {
             listen,
@@ -218,6 +312,8 @@ impl Settings {
             database,
             object_store,
             log,
+            tls,
+            rate_limits,
         })
     }
 }

@@ -26,6 +26,7 @@
 //! - [`auth`]: password hashing (argon2id) and machine tokens (random secrets stored hashed).
 //! - [`db`]: the only module with SQL; migrations are embedded from `migrations/`.
 //! - [`storage`]: the only module that talks to S3; local, S3 and in-memory stores.
+//! - [`rate_limit`]: per-credential and per-address request budgets (429 with `Retry-After`).
 //! - [`ingest`]: a pack upload body → checked temp file → object store → index, no HTTP.
 
 pub mod auth;
@@ -34,7 +35,9 @@ pub mod configuration;
 pub mod db;
 pub mod domain;
 pub mod ingest;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;

@@ -18,14 +18,39 @@ use anyhow::Context;
 use crate::configuration::Settings;
 use crate::db::Database;
 use crate::ingest::IngestContext;
+use crate::rate_limit::{RateLimitSettings, RateLimits};
 use crate::routes::{api, health};
 use crate::storage::{self, ObjectStore};
 use crate::telemetry;
+use crate::tls::TlsSettings;
 
 /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE_SECS: u64 = 30;
 /// Spool files older than this at start belong to no live upload.
 const STALE_SPOOL_AGE: Duration = Duration::from_hours(1);
+
+/// How the server faces the network: where it listens, whether it speaks
+/// TLS itself, and the request budgets it applies.
+#[derive(Debug, Clone)]
+pub struct Frontend {
+    /// Address to bind; port 0 picks a free port (tests).
+    pub listen: SocketAddr,
+    /// Certificate and key to serve HTTPS with; `None` serves plain HTTP.
+    pub tls: Option<TlsSettings>,
+    /// Budgets per agent credential and per client address.
+    pub rate_limits: RateLimitSettings,
+}
+
+impl Frontend {
+    /// Plain HTTP on `listen` with the default rate limits.
+    pub fn plain(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            tls: None,
+            rate_limits: RateLimitSettings::default(),
+        }
+    }
+}
 
 /// A built server, bound to its port but not yet serving.
 pub struct Application {
@@ -78,13 +103,32 @@ impl Application {
             .await
             .context("unable to open the object store")?;
         tracing::info!("object store: {}", settings.object_store.describe());
-        Self::build_with(settings.listen, database, store, &settings.data_dir).await
+        let frontend = Frontend {
+            listen: settings.listen,
+            tls: settings.tls,
+            rate_limits: settings.rate_limits,
+        };
+        Self::build_on(&frontend, database, store, &settings.data_dir).await
     }
 
-    /// Binds `listen` and builds the server around an opened database and
-    /// store; tests use it to run the app on an in-memory store.
+    /// Binds `listen` and builds a plain-HTTP server with the default rate
+    /// limits around an opened database and store; tests use it to run the
+    /// app on an in-memory store.
     ///
     /// # Errors
+    ///
+    /// As [`Application::build_on`].
+    pub async fn build_with(
+        listen: SocketAddr,
+        database: Database,
+        store: Arc<dyn ObjectStore>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        Self::build_on(&Frontend::plain(listen), database, store, data_dir).await
+    }
+
+    /// Binds the frontend's address and builds the server around an opened
+    /// database and store.
     ///
     /// Pack uploads are spooled under `data_dir`; spool files a crashed
     /// process left there more than [`STALE_SPOOL_AGE`] ago are removed first.
@@ -93,12 +137,13 @@ impl Application {
     ///
     /// Fails when the address cannot be bound or the spool directory cannot
     /// be cleared.
-    pub async fn build_with(
-        listen: SocketAddr,
+    pub async fn build_on(
+        frontend: &Frontend,
         database: Database,
         store: Arc<dyn ObjectStore>,
         data_dir: &Path,
     ) -> anyhow::Result<Self> {
+        let listen = frontend.listen;
         let ingest = IngestContext::new(database.clone(), store.clone(), data_dir);
         let removed = ingest
             .remove_stale_temp_files(STALE_SPOOL_AGE)
@@ -114,6 +159,7 @@ impl Application {
             ingest.temp_dir().display()
         );
         let ingest_data = web::Data::new(ingest);
+        let limits_data = web::Data::new(RateLimits::new(frontend.rate_limits));
         let listener =
             TcpListener::bind(listen).with_context(|| format!("unable to listen on {listen}"))?;
         let address = listener
@@ -127,15 +173,24 @@ impl Application {
                 .app_data(db_data.clone())
                 .app_data(store_data.clone())
                 .app_data(ingest_data.clone())
+                .app_data(limits_data.clone())
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
                 .configure(api::configure)
         })
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS)
-        .listen(listener)
-        .with_context(|| format!("unable to serve on {address}"))?
-        .run();
-        tracing::info!("stowage-server listening on http://{address}");
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+        let (server, scheme) = match &frontend.tls {
+            Some(tls) => {
+                tracing::info!("TLS certificate chain {}", tls.cert_path().display());
+                let server = server.listen_rustls_0_23(listener, tls.server_config());
+                (server, "https")
+            }
+            None => (server.listen(listener), "http"),
+        };
+        let server = server
+            .with_context(|| format!("unable to serve on {address}"))?
+            .run();
+        tracing::info!("stowage-server listening on {scheme}://{address}");
         Ok(Self {
             address,
             server,

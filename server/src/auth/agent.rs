@@ -6,6 +6,9 @@
 //! ([`token::verify`]). Every failure — no header, bad shape, unknown agent,
 //! wrong secret, revoked agent — gets the same 401 so a caller learns
 //! nothing about which part was wrong.
+//!
+//! An authenticated request then spends one request of its agent's rate
+//! budget; a failed one spends its client address's ([`crate::rate_limit`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,6 +24,7 @@ use stowage_protocol::ids::{AgentId, TenantId};
 
 use crate::auth::token;
 use crate::db::{Database, DbError, agents};
+use crate::rate_limit::RateLimits;
 use crate::routes::api::Failure;
 
 /// Longest interval between two writes of an agent's `last_seen_at`.
@@ -51,11 +55,30 @@ impl FromRequest for AuthenticatedAgent {
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         let db = request.app_data::<web::Data<Database>>().cloned();
+        let limits = request.app_data::<web::Data<RateLimits>>().cloned();
+        let address = request.peer_addr().map(|peer| peer.ip());
         Box::pin(async move {
             let db = db
                 .context("the database is not registered with the HTTP server")
                 .map_err(Failure::Unexpected)?;
-            authenticate(&db, header.as_deref()).await
+            let limits = limits
+                .context("the rate limits are not registered with the HTTP server")
+                .map_err(Failure::Unexpected)?;
+            match authenticate(&db, header.as_deref()).await {
+                Ok(who) => {
+                    limits.check_agent(who.tenant, who.agent)?;
+                    Ok(who)
+                }
+                Err(failure @ Failure::Unauthorized { .. }) => {
+                    // Failed attempts spend the address's budget, never the
+                    // budget of the credential they claim.
+                    if let Some(address) = address {
+                        limits.check_address(address)?;
+                    }
+                    Err(failure)
+                }
+                Err(other) => Err(other),
+            }
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use secrecy::SecretString;
@@ -39,6 +40,13 @@ pub(super) fn parse_listen(v: &Sourced) -> Result<SocketAddr, ConfigError> {
 pub(super) fn parse_dir(v: &Sourced) -> Result<PathBuf, ConfigError> {
     if v.value.trim().is_empty() {
         return Err(invalid(v, "is empty; give a directory path"));
+    }
+    Ok(PathBuf::from(&v.value))
+}
+
+pub(super) fn parse_file(v: &Sourced) -> Result<PathBuf, ConfigError> {
+    if v.value.trim().is_empty() {
+        return Err(invalid(v, "is empty; give a file path"));
     }
     Ok(PathBuf::from(&v.value))
 }
@@ -116,6 +124,25 @@ pub(super) fn non_empty(v: &Sourced) -> Result<String, ConfigError> {
     } else {
         Ok(v.value.trim().to_owned())
     }
+}
+
+/// A request count for a rate limit: a whole number from 1 to 1,000,000.
+pub(super) fn parse_count(v: &Sourced) -> Result<NonZeroU32, ConfigError> {
+    v.value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=1_000_000).contains(n))
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| {
+            invalid(
+                v,
+                format!(
+                    "{:?} is not a number of requests from 1 to 1000000",
+                    v.value
+                ),
+            )
+        })
 }
 
 pub(super) fn parse_bool(v: &Sourced) -> Result<bool, ConfigError> {

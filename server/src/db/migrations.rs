@@ -30,6 +30,11 @@ const SQLITE: &[Embedded] = &[
         "agents_and_ingest",
         include_str!("../../../migrations/sqlite/20261126000000_agents_and_ingest.sql"),
     ),
+    (
+        20_261_126_100_000,
+        "complete_trees",
+        include_str!("../../../migrations/sqlite/20261126100000_complete_trees.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -43,6 +48,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_126_000_000,
         "agents_and_ingest",
         include_str!("../../../migrations/postgres/20261126000000_agents_and_ingest.sql"),
+    ),
+    (
+        20_261_126_100_000,
+        "complete_trees",
+        include_str!("../../../migrations/postgres/20261126100000_complete_trees.sql"),
     ),
 ];
 

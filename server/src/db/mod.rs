@@ -22,6 +22,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod complete_trees;
 pub mod enrollment_tokens;
 pub mod migrations;
 pub mod packs;
@@ -196,6 +197,20 @@ impl Database {
     /// Closes every connection; later queries fail. Waits for connections in use.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Starts a transaction, for writes that must land together or not at
+    /// all (the `*_in` functions of the table modules take it as `&mut tx`). Dropping it uncommitted rolls it back, as does the
+    /// death of the process.
+    ///
+    /// # Errors
+    ///
+    /// Fails when no connection can be had or `BEGIN` fails.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, DbError> {
+        self.pool
+            .begin()
+            .await
+            .map_err(query_error("begin a transaction"))
     }
 
     /// Which engine this is.

@@ -5,19 +5,20 @@
 //! one per reference of each tree blob — so the index never shows half a
 //! pack. Indexing the same pack again (a retried upload) changes nothing and
 //! reports it. A blob that is already indexed from another pack keeps its
-//! first location.
+//! first location. An upload indexes and leases the pack's blobs to its
+//! session in that same transaction ([`index_for_session`]).
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use stowage_protocol::blob::BlobKind;
-use stowage_protocol::ids::{BlobId, PackId, TenantId};
+use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 
 use super::{
     Database, DbError, MAX_BOUND_IDS, from_millis, id_from_bytes, now_millis, placeholders,
-    query_error,
+    query_error, upload_sessions,
 };
 
 /// A stored pack.
@@ -72,7 +73,8 @@ pub enum IndexOutcome {
     AlreadyIndexed,
 }
 
-/// Indexes pack `id` of `size` bytes with all its blobs, in one transaction.
+/// Indexes pack `id` of `size` bytes with all its blobs, in one transaction,
+/// leasing nothing (tools and tests; uploads use [`index_for_session`]).
 ///
 /// # Errors
 ///
@@ -85,12 +87,58 @@ pub async fn index(
     size: u64,
     blobs: &[IndexedBlob],
 ) -> Result<IndexOutcome, DbError> {
-    let tenant_hex = tenant.to_hex();
-    let mut tx = db
-        .pool()
-        .begin()
+    let mut tx = db.begin().await?;
+    let outcome = index_in(&mut tx, tenant, id, size, blobs).await?;
+    tx.commit()
         .await
-        .map_err(query_error("begin indexing a pack"))?;
+        .map_err(query_error("commit indexing a pack"))?;
+    Ok(outcome)
+}
+
+/// Indexes pack `id` like [`index`] and leases every blob of its table to
+/// upload session `session`, in the same transaction: no instant exists at
+/// which a blob this upload indexed is unleased, so garbage collection
+/// running beside the backup cannot take it before the commit. A pack that
+/// was indexed before (a racing upload) changes nothing but is leased all
+/// the same.
+///
+/// # Errors
+///
+/// Fails when a statement fails (including an unknown tenant or session);
+/// then nothing of the pack is indexed and nothing is leased.
+pub async fn index_for_session(
+    db: &Database,
+    tenant: TenantId,
+    session: UploadSessionId,
+    id: PackId,
+    size: u64,
+    blobs: &[IndexedBlob],
+) -> Result<IndexOutcome, DbError> {
+    let mut tx = db.begin().await?;
+    let outcome = index_in(&mut tx, tenant, id, size, blobs).await?;
+    let ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id).collect();
+    upload_sessions::lease_blobs_in(&mut tx, tenant, session, &ids).await?;
+    tx.commit()
+        .await
+        .map_err(query_error("commit indexing a pack"))?;
+    Ok(outcome)
+}
+
+/// Indexes pack `id` on `conn` (a transaction the caller commits); a pack
+/// already indexed is left as it is.
+///
+/// # Errors
+///
+/// Fails when a statement fails; the caller's transaction must then be
+/// dropped.
+pub async fn index_in(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    id: PackId,
+    size: u64,
+    blobs: &[IndexedBlob],
+) -> Result<IndexOutcome, DbError> {
+    let tenant_hex = tenant.to_hex();
     let inserted = sqlx::query(
         "INSERT INTO packs (tenant_id, id, size, blob_count, created_at) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, id) DO NOTHING",
@@ -100,13 +148,10 @@ pub async fn index(
     .bind(to_i64(size))
     .bind(to_i64(blobs.len() as u64))
     .bind(now_millis())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .map_err(query_error("insert pack"))?;
     if inserted.rows_affected() == 0 {
-        tx.rollback()
-            .await
-            .map_err(query_error("end indexing a pack"))?;
         return Ok(IndexOutcome::AlreadyIndexed);
     }
     for batch in blobs.chunks(MAX_BOUND_IDS / 5) {
@@ -128,7 +173,7 @@ pub async fn index(
                 .bind(i64::from(blob.length));
         }
         query
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(query_error("index blobs of a pack"))?;
     }
@@ -152,13 +197,10 @@ pub async fn index(
                 .bind(reference.as_bytes().to_vec());
         }
         query
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(query_error("index tree references of a pack"))?;
     }
-    tx.commit()
-        .await
-        .map_err(query_error("commit indexing a pack"))?;
     Ok(IndexOutcome::Indexed)
 }
 
@@ -295,6 +337,46 @@ pub async fn tree_refs(
             id_from_bytes("blob_refs.ref_id", &bytes, BlobId::from_bytes)
         })
         .collect()
+}
+
+/// Every blob that any of the tree blobs `trees` of `tenant` references, in
+/// no particular order and with repeats (one query per batch of trees, for
+/// the commit's reachability walk).
+///
+/// # Errors
+///
+/// Fails when a query fails.
+pub async fn refs_of(
+    db: &Database,
+    tenant: TenantId,
+    trees: &[BlobId],
+) -> Result<Vec<BlobId>, DbError> {
+    let mut found = Vec::new();
+    for batch in trees.chunks(MAX_BOUND_IDS) {
+        let sql = format!(
+            "SELECT ref_id FROM blob_refs WHERE tenant_id = $1 AND tree_id IN ({})",
+            placeholders(2, batch.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
+        for id in batch {
+            query = query.bind(id.as_bytes().to_vec());
+        }
+        let rows = query
+            .fetch_all(db.pool())
+            .await
+            .map_err(query_error("read tree references"))?;
+        for row in &rows {
+            let bytes: Vec<u8> = row
+                .try_get("ref_id")
+                .map_err(query_error("decode tree reference"))?;
+            found.push(id_from_bytes(
+                "blob_refs.ref_id",
+                &bytes,
+                BlobId::from_bytes,
+            )?);
+        }
+    }
+    Ok(found)
 }
 
 fn decode_location(row: &AnyRow) -> Result<BlobLocation, DbError> {

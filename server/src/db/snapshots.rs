@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use stowage_protocol::ids::{AgentId, BlobId, PlanId, SnapshotId, TenantId};
 
 use super::{Database, DbError, from_millis, id_from_bytes, now_millis, parse_id, query_error};
@@ -80,6 +80,26 @@ pub async fn insert(
     tenant: TenantId,
     new: NewSnapshot<'_>,
 ) -> Result<InsertOutcome, DbError> {
+    let mut conn = db
+        .pool()
+        .acquire()
+        .await
+        .map_err(query_error("reach the database to insert a snapshot"))?;
+    insert_in(&mut conn, tenant, new).await
+}
+
+/// [`insert`] on `conn`: the commit route passes the transaction that also
+/// closes the upload session, so the snapshot is visible only once both
+/// writes are.
+///
+/// # Errors
+///
+/// Fails when the insert fails (including an unknown tenant).
+pub async fn insert_in(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    new: NewSnapshot<'_>,
+) -> Result<InsertOutcome, DbError> {
     let done = sqlx::query(
         "INSERT INTO snapshots (tenant_id, id, agent_id, record, root, hostname, plan_id, \
          started_at, finished_at, committed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -95,7 +115,7 @@ pub async fn insert(
     .bind(new.started_at.timestamp_millis())
     .bind(new.finished_at.timestamp_millis())
     .bind(now_millis())
-    .execute(db.pool())
+    .execute(&mut *conn)
     .await
     .map_err(query_error("insert snapshot"))?;
     Ok(if done.rows_affected() == 1 {
@@ -185,6 +205,69 @@ pub async fn list_before(
     .iter()
     .map(decode)
     .collect()
+}
+
+/// Which snapshots a [`list_page`] returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter<'a> {
+    /// Only snapshots of this plan; all plans (and manual backups) when `None`.
+    pub plan: Option<PlanId>,
+    /// Only snapshots after this one in the order of [`list`]: the page
+    /// after the one ending at it. From the newest when `None`.
+    pub before: Option<&'a StoredSnapshot>,
+}
+
+/// The newest `limit` snapshots of `tenant` that pass `filter`, newest first
+/// (by commit time, then id).
+///
+/// # Errors
+///
+/// Fails when the query fails.
+pub async fn list_page(
+    db: &Database,
+    tenant: TenantId,
+    filter: ListFilter<'_>,
+    limit: u32,
+) -> Result<Vec<StoredSnapshot>, DbError> {
+    let mut next = 2;
+    let mut placeholder = || {
+        next += 1;
+        format!("${}", next - 1)
+    };
+    let plan_clause = match filter.plan {
+        Some(_) => format!(" AND plan_id = {}", placeholder()),
+        None => String::new(),
+    };
+    let before_clause = match filter.before {
+        Some(_) => format!(
+            " AND (committed_at < {} OR (committed_at = {} AND id < {}))",
+            placeholder(),
+            placeholder(),
+            placeholder()
+        ),
+        None => String::new(),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1{plan_clause}{before_clause} \
+         ORDER BY committed_at DESC, id DESC LIMIT {}",
+        placeholder()
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
+    if let Some(plan) = filter.plan {
+        query = query.bind(plan.to_hex());
+    }
+    if let Some(cursor) = filter.before {
+        let at = cursor.committed_at.timestamp_millis();
+        query = query.bind(at).bind(at).bind(cursor.id.as_bytes().to_vec());
+    }
+    query
+        .bind(i64::from(limit))
+        .fetch_all(db.pool())
+        .await
+        .map_err(query_error("list a page of snapshots"))?
+        .iter()
+        .map(decode)
+        .collect()
 }
 
 fn decode(row: &AnyRow) -> Result<StoredSnapshot, DbError> {

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, Row};
-use stowage_protocol::ids::{AgentId, BlobId, TenantId, UploadSessionId};
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use stowage_protocol::ids::{AgentId, BlobId, PackId, TenantId, UploadSessionId};
 
 use super::{
     Database, DbError, MAX_BOUND_IDS, from_millis, now_millis, parse_id, placeholders, query_error,
@@ -123,13 +123,33 @@ pub async fn extend_lease(
     from_millis("upload_sessions.lease_expires_at", until)
 }
 
-/// Records that `ids` were reported present to session `id` (repeats are fine).
+/// Records that `ids` were reported present to session `id` (repeats are
+/// fine), all or none.
 ///
 /// # Errors
 ///
 /// Fails when an insert fails (including an unknown session).
 pub async fn lease_blobs(
     db: &Database,
+    tenant: TenantId,
+    id: UploadSessionId,
+    ids: &[BlobId],
+) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    lease_blobs_in(&mut tx, tenant, id, ids).await?;
+    tx.commit()
+        .await
+        .map_err(query_error("commit leasing blobs to an upload session"))
+}
+
+/// [`lease_blobs`] on `conn`, a transaction the caller commits (pack
+/// indexing leases in its own transaction).
+///
+/// # Errors
+///
+/// Fails when an insert fails (including an unknown session).
+pub async fn lease_blobs_in(
+    conn: &mut AnyConnection,
     tenant: TenantId,
     id: UploadSessionId,
     ids: &[BlobId],
@@ -150,9 +170,62 @@ pub async fn lease_blobs(
             query = query.bind(blob.as_bytes().to_vec());
         }
         query
-            .execute(db.pool())
+            .execute(&mut *conn)
             .await
             .map_err(query_error("lease blobs to an upload session"))?;
+    }
+    Ok(())
+}
+
+/// Leases to session `id` every blob indexed in pack `pack` of `tenant`, in
+/// one statement (a retried upload of an indexed pack, whose body is not
+/// read). Blobs of the pack first indexed from another pack are not
+/// included: their index rows name that pack.
+///
+/// # Errors
+///
+/// Fails when the insert fails (including an unknown session).
+pub async fn lease_pack(
+    db: &Database,
+    tenant: TenantId,
+    id: UploadSessionId,
+    pack: PackId,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO session_leases (tenant_id, session_id, blob_id) \
+         SELECT tenant_id, $2, id FROM blobs WHERE tenant_id = $1 AND pack_id = $3 \
+         ON CONFLICT (tenant_id, session_id, blob_id) DO NOTHING",
+    )
+    .bind(tenant.to_hex())
+    .bind(id.to_hex())
+    .bind(pack.as_bytes().to_vec())
+    .execute(db.pool())
+    .await
+    .map_err(query_error(
+        "lease the blobs of a pack to an upload session",
+    ))?;
+    Ok(())
+}
+
+/// Ends the lease of open session `id` of `tenant` now, exactly as if it
+/// had run out: later requests on it are refused as expired.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] when `tenant` has no such open session.
+pub async fn expire(db: &Database, tenant: TenantId, id: UploadSessionId) -> Result<(), DbError> {
+    let done = sqlx::query(
+        "UPDATE upload_sessions SET lease_expires_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND committed_at IS NULL",
+    )
+    .bind(tenant.to_hex())
+    .bind(id.to_hex())
+    .bind(now_millis() - 1)
+    .execute(db.pool())
+    .await
+    .map_err(query_error("expire upload session"))?;
+    if done.rows_affected() == 0 {
+        return Err(not_found(id));
     }
     Ok(())
 }
@@ -181,7 +254,9 @@ pub async fn leased_count(
 }
 
 /// Marks session `id` committed and drops its leases (the snapshot now
-/// protects its blobs). Committing twice keeps the first time.
+/// protects its blobs), whatever its lease. Committing twice keeps the first
+/// time. The commit route uses [`mark_committed_in`] instead, inside the
+/// transaction that stores the snapshot.
 ///
 /// # Errors
 ///
@@ -218,6 +293,45 @@ pub async fn mark_committed(
     tx.commit()
         .await
         .map_err(query_error("commit upload session"))
+}
+
+/// Marks session `id` committed and drops its leases, on `conn` (the
+/// committing transaction, which also stores the snapshot), but only if it
+/// is open: uncommitted and its lease not run out. Answers whether it was;
+/// `false` means another commit won or the lease expired, and the caller
+/// must roll back. On PostgreSQL a racing commit of the same session waits
+/// on the row and then finds it committed.
+///
+/// # Errors
+///
+/// Fails when a statement fails.
+pub async fn mark_committed_in(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    id: UploadSessionId,
+) -> Result<bool, DbError> {
+    let now = now_millis();
+    let done = sqlx::query(
+        "UPDATE upload_sessions SET committed_at = $3 \
+         WHERE tenant_id = $1 AND id = $2 AND committed_at IS NULL AND lease_expires_at > $4",
+    )
+    .bind(tenant.to_hex())
+    .bind(id.to_hex())
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(query_error("commit upload session"))?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM session_leases WHERE tenant_id = $1 AND session_id = $2")
+        .bind(tenant.to_hex())
+        .bind(id.to_hex())
+        .execute(&mut *conn)
+        .await
+        .map_err(query_error("release upload session leases"))?;
+    Ok(true)
 }
 
 fn not_found(id: UploadSessionId) -> DbError {

@@ -10,7 +10,8 @@
 //!
 //! 1. A pack this tenant already has is not read again: the body is left
 //!    unread and the answer is [`IngestOutcome::AlreadyPresent`], so a
-//!    retried upload is cheap and idempotent.
+//!    retried upload is cheap and idempotent. Its blobs are still leased to
+//!    the uploading session, which is relying on them.
 //! 2. The body is streamed to a temporary file under `<data_dir>/tmp/`,
 //!    hashed with BLAKE3 as it arrives, and refused as soon as it passes the
 //!    size limit (`spool.rs`). Memory stays bounded by one chunk and one write
@@ -20,8 +21,11 @@
 //!    the protocol's decoders (`inspect.rs`).
 //! 5. The file is written to the object store under
 //!    `tenants/<tenant>/packs/<first 2 hex>/<pack id>` ([`pack_key`]).
-//! 6. Only then is the pack indexed, in one transaction
-//!    ([`crate::db::packs::index`]). A failed object write indexes nothing.
+//! 6. Only then is the pack indexed, in one transaction that also leases
+//!    every blob of the pack to the upload session
+//!    ([`crate::db::packs::index_for_session`]), so no instant exists at
+//!    which a blob this upload indexed is unprotected from garbage
+//!    collection. A failed object write indexes nothing.
 //!
 //! The temporary file is removed on every path, including a cancelled
 //! request (it is deleted when dropped); files left by a crash are cleared by
@@ -38,11 +42,17 @@
 //! pack objects that have no `packs` row and deletes them once they are old
 //! enough not to belong to an upload in flight (issue 6).
 //!
-//! [`FaultHook`] lets tests stop an ingest at the points in [`FaultPoint`] to
-//! prove exactly that.
+//! [`FaultHook`] lets unit tests stop an ingest at the points in
+//! [`FaultPoint`] to prove exactly that; [`pause`] lets the crash tests kill
+//! the real process there.
+//!
+//! [`reachability`] is the commit's check that a snapshot reaches only
+//! stored blobs.
 
 mod error;
 mod inspect;
+pub mod pause;
+pub mod reachability;
 mod spool;
 
 #[cfg(test)]
@@ -55,13 +65,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
-use stowage_protocol::ids::{BlobId, PackId, TenantId};
+use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PACK_TRAILER_LEN};
 
 pub use error::{ErrorClass, IngestError};
 
 use crate::db::packs::{self, IndexOutcome, IndexedBlob};
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, upload_sessions};
 use crate::storage::{ObjectKey, ObjectStore};
 
 /// Name of the spool directory inside the data directory.
@@ -156,8 +166,8 @@ impl fmt::Debug for IngestContext {
     }
 }
 
-/// What an upload achieved, with the ids of the pack's blobs so the caller
-/// can lease them to its upload session.
+/// What an upload achieved, with the ids of the pack's blobs (already
+/// leased to the upload session, when one was given).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
     /// The pack was stored and indexed by this upload.
@@ -188,8 +198,9 @@ pub fn pack_key(tenant: TenantId, pack: PackId) -> ObjectKey {
         .expect("hex ids always make a valid key")
 }
 
-/// Stores and indexes the pack `expected` of `tenant` from `body`; see the
-/// module docs for the steps.
+/// Stores and indexes the pack `expected` of `tenant` from `body`, leasing
+/// its blobs to the upload session `lease_to` (`None` leases nothing: tools
+/// and tests without a session); see the module docs for the steps.
 ///
 /// # Errors
 ///
@@ -199,6 +210,7 @@ pub fn pack_key(tenant: TenantId, pack: PackId) -> ObjectKey {
 pub async fn ingest_pack<S, E>(
     ctx: &IngestContext,
     tenant: TenantId,
+    lease_to: Option<UploadSessionId>,
     expected: PackId,
     body: S,
 ) -> Result<IngestOutcome, IngestError>
@@ -216,6 +228,11 @@ where
     match packs::get(&ctx.db, tenant, expected).await {
         Ok(pack) => {
             tracing::debug!("pack already indexed; body left unread");
+            if let Some(session) = lease_to {
+                upload_sessions::lease_pack(&ctx.db, tenant, session, expected)
+                    .await
+                    .map_err(database("lease the blobs of"))?;
+            }
             let blob_ids = packs::blob_ids(&ctx.db, tenant, expected)
                 .await
                 .map_err(database("list the blobs of"))?;
@@ -249,7 +266,7 @@ where
     ctx.fault(FaultPoint::BeforeObjectWrite)?;
     let key = pack_key(tenant, expected);
     ctx.store
-        .put_file(&key, spooled.path())
+        .adopt_file(&key, spooled.path())
         .await
         .map_err(|source| IngestError::Storage {
             pack: expected,
@@ -257,6 +274,7 @@ where
         })?;
     drop(spooled);
     ctx.fault(FaultPoint::AfterObjectWrite)?;
+    pause::pause_at(pause::PausePoint::AfterObjectWrite).await;
 
     let blobs: Vec<IndexedBlob> = table
         .entries
@@ -271,9 +289,13 @@ where
         .collect();
     let blob_count = blobs.len() as u64;
     let blob_ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id).collect();
-    let outcome = packs::index(&ctx.db, tenant, expected, size, &blobs)
-        .await
-        .map_err(database("index"))?;
+    let outcome = match lease_to {
+        Some(session) => {
+            packs::index_for_session(&ctx.db, tenant, session, expected, size, &blobs).await
+        }
+        None => packs::index(&ctx.db, tenant, expected, size, &blobs).await,
+    }
+    .map_err(database("index"))?;
     tracing::info!(size, blob_count, ?outcome, "pack ingested");
     Ok(match outcome {
         IndexOutcome::Indexed => IngestOutcome::Stored {

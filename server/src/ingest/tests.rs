@@ -188,7 +188,7 @@ async fn a_pack_is_stored_and_every_blob_indexed_with_its_offset_and_refs() {
     let (pack, bytes, blobs) = build_pack(3, 1000);
 
     // Act
-    let outcome = ingest_pack(&f.ctx, f.tenant, pack, chunks(&bytes, 100))
+    let outcome = ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&bytes, 100))
         .await
         .unwrap();
 
@@ -226,7 +226,7 @@ async fn a_pack_is_stored_through_the_local_filesystem_store() {
     let (pack, bytes, blobs) = build_pack(2, 5000);
 
     // Act
-    let outcome = ingest_pack(&ctx, f.tenant, pack, chunks(&bytes, 4096))
+    let outcome = ingest_pack(&ctx, f.tenant, None, pack, chunks(&bytes, 4096))
         .await
         .unwrap();
 
@@ -245,14 +245,16 @@ async fn a_retried_upload_is_already_present_without_reading_the_body() {
     // Arrange
     let f = fixture().await;
     let (pack, bytes, blobs) = build_pack(2, 300);
-    ingest_pack(&f.ctx, f.tenant, pack, chunks(&bytes, 64))
+    ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&bytes, 64))
         .await
         .unwrap();
     let retry = chunks(&bytes, 64);
     let polled = retry.yielded.clone();
 
     // Act
-    let outcome = ingest_pack(&f.ctx, f.tenant, pack, retry).await.unwrap();
+    let outcome = ingest_pack(&f.ctx, f.tenant, None, pack, retry)
+        .await
+        .unwrap();
 
     // Assert
     let IngestOutcome::AlreadyPresent {
@@ -282,12 +284,12 @@ async fn the_same_pack_from_another_tenant_is_stored_under_that_tenant() {
         .unwrap()
         .id;
     let (pack, bytes, _) = build_pack(1, 300);
-    ingest_pack(&f.ctx, f.tenant, pack, chunks(&bytes, 64))
+    ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&bytes, 64))
         .await
         .unwrap();
 
     // Act
-    let outcome = ingest_pack(&f.ctx, other, pack, chunks(&bytes, 64))
+    let outcome = ingest_pack(&f.ctx, other, None, pack, chunks(&bytes, 64))
         .await
         .unwrap();
 
@@ -305,7 +307,7 @@ async fn a_body_with_the_wrong_hash_stores_and_indexes_nothing() {
     let named = PackId::digest(b"some other pack");
 
     // Act
-    let err = ingest_pack(&f.ctx, f.tenant, named, chunks(&bytes, 64))
+    let err = ingest_pack(&f.ctx, f.tenant, None, named, chunks(&bytes, 64))
         .await
         .unwrap_err();
 
@@ -329,7 +331,7 @@ async fn a_body_shorter_than_header_table_and_trailer_is_truncated() {
         &bytes[..50],
         &bytes[..usize::try_from(MIN_PACK_SIZE).unwrap() - 1],
     ] {
-        let err = ingest_pack(&f.ctx, f.tenant, pack, chunks(body, 16))
+        let err = ingest_pack(&f.ctx, f.tenant, None, pack, chunks(body, 16))
             .await
             .unwrap_err();
         assert!(
@@ -351,7 +353,9 @@ async fn a_body_over_the_limit_is_refused_as_soon_as_it_passes_it() {
     let polled = body.yielded.clone();
 
     // Act
-    let err = ingest_pack(&ctx, f.tenant, pack, body).await.unwrap_err();
+    let err = ingest_pack(&ctx, f.tenant, None, pack, body)
+        .await
+        .unwrap_err();
 
     // Assert
     assert!(
@@ -380,7 +384,9 @@ async fn an_eight_mib_pack_is_consumed_chunk_by_chunk() {
     let polled = body.yielded.clone();
 
     // Act
-    ingest_pack(&f.ctx, f.tenant, pack, body).await.unwrap();
+    ingest_pack(&f.ctx, f.tenant, None, pack, body)
+        .await
+        .unwrap();
 
     // Assert
     assert_eq!(
@@ -397,7 +403,9 @@ async fn a_body_that_fails_midway_leaves_nothing_behind() {
     let mut body = chunks(&bytes, 1000);
     body.fail_at = Some(3);
 
-    let err = ingest_pack(&f.ctx, f.tenant, pack, body).await.unwrap_err();
+    let err = ingest_pack(&f.ctx, f.tenant, None, pack, body)
+        .await
+        .unwrap_err();
 
     assert!(
         err.to_string().contains("connection reset by peer"),
@@ -446,7 +454,7 @@ async fn a_pack_with_an_inconsistent_header_or_table_is_rejected_by_the_table_ch
     for (damaged, want) in cases {
         // Act
         let pack = PackId::digest(&damaged);
-        let err = ingest_pack(&f.ctx, f.tenant, pack, chunks(&damaged, 64))
+        let err = ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&damaged, 64))
             .await
             .unwrap_err();
 
@@ -458,7 +466,7 @@ async fn a_pack_with_an_inconsistent_header_or_table_is_rejected_by_the_table_ch
         assert_eq!(err.code(), stowage_protocol::api::codes::PACK_REJECTED);
     }
     let pack = PackId::digest(&misplaced);
-    let err = ingest_pack(&f.ctx, f.tenant, pack, chunks(&misplaced, 64))
+    let err = ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&misplaced, 64))
         .await
         .unwrap_err();
     assert!(
@@ -484,7 +492,7 @@ async fn an_unavailable_store_indexes_nothing_and_a_later_retry_succeeds() {
     f.memory.set_unavailable(true);
 
     // Act
-    let err = ingest_pack(&f.ctx, f.tenant, pack, chunks(&bytes, 64))
+    let err = ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&bytes, 64))
         .await
         .unwrap_err();
 
@@ -495,7 +503,7 @@ async fn an_unavailable_store_indexes_nothing_and_a_later_retry_succeeds() {
     assert_not_indexed(&f, pack, &blobs).await;
     assert_eq!(temp_files(&f.ctx), 0);
     f.memory.set_unavailable(false);
-    ingest_pack(&f.ctx, f.tenant, pack, chunks(&bytes, 64))
+    ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&bytes, 64))
         .await
         .unwrap();
     assert_indexed(&f, pack, &bytes, &blobs).await;
@@ -517,7 +525,7 @@ async fn a_failure_after_the_object_write_leaves_an_unindexed_object_and_a_retry
     let ctx = f.ctx.clone().with_fault_hook(hook);
 
     // Act
-    let err = ingest_pack(&ctx, f.tenant, pack, chunks(&bytes, 64))
+    let err = ingest_pack(&ctx, f.tenant, None, pack, chunks(&bytes, 64))
         .await
         .unwrap_err();
 
@@ -535,7 +543,7 @@ async fn a_failure_after_the_object_write_leaves_an_unindexed_object_and_a_retry
 
     // Act: the agent retries the same upload.
     armed.store(false, Ordering::SeqCst);
-    let outcome = ingest_pack(&ctx, f.tenant, pack, chunks(&bytes, 64))
+    let outcome = ingest_pack(&ctx, f.tenant, None, pack, chunks(&bytes, 64))
         .await
         .unwrap();
 
@@ -558,7 +566,7 @@ async fn a_failure_before_the_object_write_touches_neither_store_nor_index() {
     });
     let ctx = f.ctx.clone().with_fault_hook(hook);
 
-    let err = ingest_pack(&ctx, f.tenant, pack, chunks(&bytes, 64))
+    let err = ingest_pack(&ctx, f.tenant, None, pack, chunks(&bytes, 64))
         .await
         .unwrap_err();
 
@@ -609,4 +617,79 @@ async fn a_missing_spool_directory_has_nothing_stale() {
         f.ctx.remove_stale_temp_files(Duration::ZERO).await.unwrap(),
         0
     );
+}
+
+/// An open upload session of a fresh agent of the fixture's tenant.
+async fn session(f: &Fixture) -> UploadSessionId {
+    let credential = crate::auth::token::generate();
+    let agent = crate::db::agents::insert(
+        &f.db,
+        f.tenant,
+        crate::db::agents::NewAgent {
+            id: stowage_protocol::ids::AgentId::random(),
+            name: &format!("agent-{}", crate::db::new_row_id()),
+            hostname: "db1.example.com",
+            credential_hash: &credential.hash,
+        },
+    )
+    .await
+    .unwrap();
+    upload_sessions::open(&f.db, f.tenant, agent.id, Duration::from_mins(10))
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn an_ingest_for_a_session_leases_every_blob_of_the_pack_and_so_does_a_retry() {
+    // Arrange
+    let f = fixture().await;
+    let first = session(&f).await;
+    let second = session(&f).await;
+    let (pack, bytes, blobs) = build_pack(3, 100);
+
+    // Act
+    let stored = ingest_pack(&f.ctx, f.tenant, Some(first), pack, chunks(&bytes, 64))
+        .await
+        .unwrap();
+    let retried = ingest_pack(&f.ctx, f.tenant, Some(second), pack, chunks(&bytes, 64))
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(matches!(stored, IngestOutcome::Stored { .. }));
+    assert!(matches!(retried, IngestOutcome::AlreadyPresent { .. }));
+    assert_indexed(&f, pack, &bytes, &blobs).await;
+    for id in [first, second] {
+        let leased = upload_sessions::leased_count(&f.db, f.tenant, id)
+            .await
+            .unwrap();
+        assert_eq!(leased, blobs.len() as u64, "session {id}");
+    }
+}
+
+#[tokio::test]
+async fn a_pack_whose_lease_cannot_be_written_is_not_indexed_either() {
+    // Arrange: a session id that does not exist, so the lease insert fails
+    // inside the indexing transaction.
+    let f = fixture().await;
+    let (pack, bytes, blobs) = build_pack(3, 100);
+
+    // Act
+    let err = ingest_pack(
+        &f.ctx,
+        f.tenant,
+        Some(UploadSessionId::random()),
+        pack,
+        chunks(&bytes, 64),
+    )
+    .await
+    .unwrap_err();
+
+    // Assert
+    assert!(
+        matches!(err, IngestError::Database { .. }),
+        "unexpected error: {err}"
+    );
+    assert_not_indexed(&f, pack, &blobs).await;
 }

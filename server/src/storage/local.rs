@@ -9,6 +9,11 @@
 //! Keys cannot start a segment with a dot, so temporary files never collide
 //! with objects, and listings skip them. Blocking file calls run on tokio's
 //! blocking pool.
+//!
+//! `adopt_file` skips the copy: the source file (a spooled pack under
+//! `<data_dir>/tmp`, on the same filesystem) is fsynced and renamed into
+//! place, then both directories are fsynced. Only across filesystems does it
+//! fall back to the copy above.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -77,6 +82,13 @@ impl ObjectStore for LocalStore {
 
     fn put_file<'a>(&'a self, key: &'a ObjectKey, path: &'a Path) -> StoreFuture<'a, ()> {
         self.write(key, Source::File(path.to_owned()))
+    }
+
+    fn adopt_file<'a>(&'a self, key: &'a ObjectKey, path: &'a Path) -> StoreFuture<'a, ()> {
+        let root = self.root.clone();
+        let target = self.path_of(key);
+        let source = path.to_owned();
+        Box::pin(blocking(move || adopt(&root, &target, &source)))
     }
 
     fn get<'a>(&'a self, key: &'a ObjectKey) -> StoreFuture<'a, Bytes> {
@@ -209,6 +221,41 @@ fn write_atomically(root: &Path, target: &Path, source: Source) -> Result<(), St
     }
     result?;
     sync_dir(dir)
+}
+
+/// Moves the file at `source` to `target`: fsync of the file, rename, fsync
+/// of both directories (the new entry and the removed one). Across
+/// filesystems, where rename fails with `EXDEV`, copies atomically instead
+/// and removes the source.
+fn adopt(root: &Path, target: &Path, source: &Path) -> Result<(), StorageError> {
+    let dir = target
+        .parent()
+        .expect("an object path has a parent directory");
+    create_dirs_durably(root, dir)?;
+    File::open(source)
+        .and_then(|file| file.sync_all())
+        .map_err(io_error("fsync source file", source))?;
+    match fs::rename(source, target) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::CrossesDevices => {
+            write_atomically(root, target, Source::File(source.to_owned()))?;
+            fs::remove_file(source).map_err(io_error("remove adopted source file", source))?;
+        }
+        Err(source_err) => {
+            return Err(StorageError::Io {
+                action: "move source file into the store as",
+                path: target.to_owned(),
+                source: source_err,
+            });
+        }
+    }
+    sync_dir(dir)?;
+    sync_dir(
+        source
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
 }
 
 fn write_temp(temp: &Path, source: Source) -> Result<(), StorageError> {
@@ -419,6 +466,42 @@ mod tests {
             Bytes::from_static(b"old")
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn adopting_a_file_from_another_filesystem_copies_it_and_removes_the_source() {
+        // Arrange: /dev/shm is a tmpfs, so rename from there fails with EXDEV.
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("note: no /dev/shm here, cross-filesystem adoption not tested");
+            return;
+        };
+        let device = |path: &Path| fs::metadata(path).unwrap().dev();
+        if device(dir.path()) == device(other.path()) {
+            eprintln!(
+                "note: /dev/shm is on the same filesystem, cross-filesystem adoption not tested"
+            );
+            return;
+        }
+        let store = LocalStore::open(dir.path()).await.unwrap();
+        let source = other.path().join("pack");
+        fs::write(&source, b"from afar").unwrap();
+
+        // Act
+        store.adopt_file(&key("t/ab/pack"), &source).await.unwrap();
+
+        // Assert
+        assert!(!source.exists());
+        assert_eq!(
+            fs::read(dir.path().join("t/ab/pack")).unwrap(),
+            b"from afar"
+        );
+        let names: Vec<_> = fs::read_dir(dir.path().join("t/ab"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["pack"]);
     }
 
     #[tokio::test]

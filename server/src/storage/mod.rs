@@ -3,7 +3,8 @@
 //! - [`LocalStore`]: a directory on the local filesystem (the embedded default).
 //!   Writes are atomic: temp file, fsync, rename, fsync of the directory.
 //! - [`S3Store`]: any S3-compatible service, configured explicitly (endpoint,
-//!   region, static credentials), so the SDK never probes the network for them.
+//!   region, static credentials), so the SDK never probes the network for
+//!   them; multipart for large files, upload checksums, retries with backoff.
 //! - [`MemoryStore`]: an in-memory twin for tests.
 //!
 //! Only this module imports `aws-sdk-s3`. The trait is object-safe (methods
@@ -12,8 +13,9 @@
 //!
 //! Contract shared by every implementation (checked by the integration tests
 //! in `tests/api/storage.rs` against all three):
-//! - `put_*` replaces an existing object atomically: readers see the old or
-//!   the new bytes, never a mix.
+//! - `put_*` and `adopt_file` replace an existing object atomically: readers
+//!   see the old or the new bytes, never a mix. `adopt_file` also removes
+//!   its source file.
 //! - `get_range(start..end)` returns the bytes clipped to the object's end; a
 //!   range that starts at or after the end, or is empty, is [`StorageError::InvalidRange`].
 //! - `delete` of a missing object succeeds (as in S3), so deletes are retryable.
@@ -22,7 +24,7 @@
 mod key;
 mod local;
 mod memory;
-mod s3;
+pub mod s3;
 
 use std::future::Future;
 use std::ops::Range;
@@ -105,6 +107,32 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Stores the contents of the local file at `path` under `key`, streaming
     /// where the backend allows, replacing any previous object.
     fn put_file<'a>(&'a self, key: &'a ObjectKey, path: &'a Path) -> StoreFuture<'a, ()>;
+
+    /// Stores the local file at `path` under `key` and removes the file:
+    /// moved in when the backend can (the local store renames it, saving a
+    /// full copy), else uploaded and then deleted. Readers see the object
+    /// appear atomically, as with `put_file`.
+    ///
+    /// On failure the object is unchanged and the file may still exist (the
+    /// caller's clean-up of its temporary files covers it). A file that
+    /// cannot be removed after a successful upload is only logged: the object
+    /// is stored, and stale temporary files are swept at start.
+    fn adopt_file<'a>(&'a self, key: &'a ObjectKey, path: &'a Path) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.put_file(key, path).await?;
+            if let Err(err) = tokio::fs::remove_file(path).await
+                && err.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(
+                    path = %path.display(),
+                    key = %key,
+                    error = %err,
+                    "the object is stored but its source file could not be removed"
+                );
+            }
+            Ok(())
+        })
+    }
 
     /// Reads a whole object.
     fn get<'a>(&'a self, key: &'a ObjectKey) -> StoreFuture<'a, Bytes>;

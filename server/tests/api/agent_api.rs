@@ -64,6 +64,19 @@ pub(crate) async fn enrolled(app: &TestApp) -> Enrolled {
     }
 }
 
+/// Another agent, named `name`, enrolled into an existing tenant.
+pub(crate) async fn enrolled_in(app: &TestApp, tenant: TenantId, name: &str) -> Enrolled {
+    let token = new_token(&app.database, tenant, Duration::from_hours(1)).await;
+    let response = post_enroll(app, &token, name).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: EnrollResponse = response.json().await.unwrap();
+    Enrolled {
+        tenant,
+        agent: body.agent_id,
+        credential: body.credential,
+    }
+}
+
 pub(crate) fn authed(
     app: &TestApp,
     method: reqwest::Method,

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use secrecy::ExposeSecret;
@@ -226,4 +227,205 @@ fn secrets_never_appear_in_debug_output() {
         settings.database.redacted_url(),
         "postgres://stowage:***@db:5432/stowage"
     );
+}
+
+/// A fresh self-signed certificate and its key as PEM files in `dir`.
+fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, signing_key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+fn tls_env(cert: &std::path::Path, key: &std::path::Path) -> HashMap<String, String> {
+    env(&[
+        ("STOWAGE_TLS_CERT", cert.to_str().unwrap()),
+        ("STOWAGE_TLS_KEY", key.to_str().unwrap()),
+    ])
+}
+
+#[test]
+fn no_tls_settings_serve_plain_http() {
+    let settings = Settings::from_sources(None, &env(&[])).unwrap();
+
+    assert!(settings.tls.is_none());
+}
+
+#[test]
+fn a_certificate_and_key_from_the_environment_enable_https() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = tls_files(dir.path());
+
+    // Act
+    let settings = Settings::from_sources(None, &tls_env(&cert, &key)).unwrap();
+
+    // Assert
+    let tls = settings.tls.expect("TLS is configured");
+    assert_eq!(
+        (tls.cert_path(), tls.key_path()),
+        (cert.as_path(), key.as_path())
+    );
+}
+
+#[test]
+fn a_certificate_and_key_from_the_file_enable_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = tls_files(dir.path());
+    let (_file_dir, path) = config_file(&format!(
+        "tls_cert = {:?}\ntls_key = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    ));
+
+    let settings = Settings::from_sources(Some(&path), &env(&[])).unwrap();
+
+    assert!(settings.tls.is_some());
+}
+
+#[test]
+fn a_certificate_without_a_key_is_refused_naming_stowage_tls_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, _key) = tls_files(dir.path());
+
+    let message = error_of(Settings::from_sources(
+        None,
+        &env(&[("STOWAGE_TLS_CERT", cert.to_str().unwrap())]),
+    ));
+
+    assert_eq!(
+        message,
+        "TLS is half configured: STOWAGE_TLS_CERT is set but STOWAGE_TLS_KEY \
+         (or tls_key in the file) is not; set both to serve HTTPS, or neither to serve plain HTTP"
+    );
+}
+
+#[test]
+fn a_key_without_a_certificate_is_refused_naming_stowage_tls_cert() {
+    let (_dir, path) = config_file("tls_key = \"/etc/stowage/key.pem\"\n");
+
+    let message = error_of(Settings::from_sources(Some(&path), &env(&[])));
+
+    assert!(
+        message.starts_with(&format!(
+            "TLS is half configured: tls_key in {} is set but STOWAGE_TLS_CERT",
+            path.display()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_certificate_file_that_is_not_pem_is_refused_naming_the_file() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = tls_files(dir.path());
+    std::fs::write(&cert, "this is not a certificate\n").unwrap();
+
+    // Act
+    let message = error_of(Settings::from_sources(None, &tls_env(&cert, &key)));
+
+    // Assert
+    assert_eq!(
+        message,
+        format!(
+            "STOWAGE_TLS_CERT: the certificate file {cert:?} holds no PEM certificate \
+             (a block starting -----BEGIN CERTIFICATE-----)"
+        )
+    );
+}
+
+#[test]
+fn a_key_file_that_is_not_pem_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = tls_files(dir.path());
+    std::fs::write(&key, std::fs::read(&cert).unwrap()).unwrap();
+
+    let message = error_of(Settings::from_sources(None, &tls_env(&cert, &key)));
+
+    assert!(
+        message.starts_with(&format!(
+            "STOWAGE_TLS_KEY: the private key file {key:?} holds no PEM private key"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn broken_base64_inside_a_pem_block_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = tls_files(dir.path());
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+
+    let message = error_of(Settings::from_sources(None, &tls_env(&cert, &key)));
+
+    assert!(
+        message.starts_with(&format!(
+            "STOWAGE_TLS_CERT: the certificate file {cert:?} is not valid PEM - "
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unreadable_certificate_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_cert, key) = tls_files(dir.path());
+    let missing = dir.path().join("missing.pem");
+
+    let message = error_of(Settings::from_sources(None, &tls_env(&missing, &key)));
+
+    assert!(
+        message.starts_with(&format!(
+            "STOWAGE_TLS_CERT: the certificate file {missing:?} cannot be read - "
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_is_refused_naming_both_files() {
+    // Arrange
+    let (one, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cert, _) = tls_files(one.path());
+    let (_, key) = tls_files(other.path());
+
+    // Act
+    let message = error_of(Settings::from_sources(None, &tls_env(&cert, &key)));
+
+    // Assert
+    assert!(
+        message.starts_with(&format!(
+            "STOWAGE_TLS_KEY: the private key file {key:?} does not belong to the certificate in {cert:?} - "
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn rate_limits_come_from_the_file_and_the_environment_and_bad_ones_are_named() {
+    let (_dir, path) = config_file("[rate_limits]\nagent_per_second = 7\naddress_burst = 9\n");
+
+    let settings =
+        Settings::from_sources(Some(&path), &env(&[("STOWAGE_AGENT_RATE_BURST", "70")])).unwrap();
+
+    let limits = settings.rate_limits;
+    assert_eq!(limits.per_agent.per_second.get(), 7);
+    assert_eq!(limits.per_agent.burst.get(), 70);
+    assert_eq!(limits.per_address.burst.get(), 9);
+    let zero = error_of(Settings::from_sources(
+        None,
+        &env(&[("STOWAGE_ADDRESS_RATE_LIMIT", "0")]),
+    ));
+    assert!(zero.starts_with("STOWAGE_ADDRESS_RATE_LIMIT:"), "{zero}");
+    assert!(zero.contains("from 1 to 1000000"), "{zero}");
+    let (_dir, path) = config_file("[rate_limits]\nagent_burst = -3\n");
+    let negative = error_of(Settings::from_sources(Some(&path), &HashMap::new()));
+    assert!(negative.contains("agent_burst"), "{negative}");
 }

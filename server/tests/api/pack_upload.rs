@@ -266,6 +266,70 @@ async fn an_uploaded_pack_is_leased_to_each_session_that_uploads_it(app: &TestAp
     }
 }
 
+async fn an_expired_session_refuses_missing_pack_and_commit(app: &TestApp) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential).await.session_id;
+    let pack = build_pack();
+    upload_sessions::expire(&app.database, agent.tenant, session)
+        .await
+        .unwrap();
+
+    let missing = ask_missing(app, &agent.credential, &session.to_hex(), vec![pack.tree]).await;
+    let upload = put_pack(
+        app,
+        &agent.credential,
+        &session.to_hex(),
+        &pack.id.to_hex(),
+        pack.bytes,
+    )
+    .await;
+    let commit = crate::commit::post_commit(
+        app,
+        &agent.credential,
+        &session.to_hex(),
+        &crate::commit::record(&agent, pack.tree),
+    )
+    .await;
+
+    for response in [missing, upload, commit] {
+        assert_eq!(response.status(), StatusCode::CONFLICT);
+        let error = error_of(response).await;
+        assert_eq!(error.code, codes::SESSION_EXPIRED);
+        assert!(
+            error.message.contains("lease ran out") && error.message.contains(&session.to_hex()),
+            "{}",
+            error.message
+        );
+    }
+    let after: MissingBlobsResponse = {
+        let fresh = open_session(app, &agent.credential)
+            .await
+            .session_id
+            .to_hex();
+        ask_missing(app, &agent.credential, &fresh, vec![pack.tree])
+            .await
+            .json()
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        after.missing,
+        vec![pack.tree],
+        "the refused upload stored the pack"
+    );
+    assert_eq!(
+        upload_sessions::leased_count(&app.database, agent.tenant, session)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_expired_session_refuses_missing_pack_and_commit_on_sqlite() {
+    an_expired_session_refuses_missing_pack_and_commit(&spawn_app().await).await;
+}
+
 #[tokio::test]
 async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present_on_sqlite() {
     an_uploaded_pack_is_indexed_and_a_repeat_is_already_present(&spawn_app().await).await;
@@ -302,4 +366,5 @@ async fn pack_upload_holds_on_postgres() {
     a_pack_id_that_is_not_hex_is_a_400(&app).await;
     a_pack_for_another_tenants_session_is_not_found_and_not_stored(&app).await;
     an_uploaded_pack_is_leased_to_each_session_that_uploads_it(&app).await;
+    an_expired_session_refuses_missing_pack_and_commit(&app).await;
 }

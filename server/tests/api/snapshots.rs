@@ -1,13 +1,15 @@
-//! `GET /api/v1/snapshots` and `GET /api/v1/snapshots/{id}`: listing and
-//! reading committed snapshots, confined to the caller's tenant.
+//! `GET /api/v1/snapshots` and `GET /api/v1/snapshots/{id}`: listing (paged,
+//! filtered by plan) and reading committed snapshots, confined to the
+//! caller's tenant; malformed parameters are API errors naming them.
 
 use reqwest::{Method, StatusCode};
 use stowage_protocol::api::{SnapshotList, SnapshotListItem, codes};
+use stowage_protocol::ids::PlanId;
 use stowage_protocol::snapshot::SnapshotRecord;
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
 use crate::commit::{post_commit, record};
-use crate::helpers::{TestApp, spawn_app, spawn_app_on_postgres};
+use crate::helpers::{TestApp, random_hex, spawn_app, spawn_app_on_postgres};
 use crate::pack_upload::{build_pack, put_pack};
 
 /// Enrolls an agent and commits one snapshot for it.
@@ -124,6 +126,73 @@ async fn a_limit_over_the_maximum_or_a_bad_id_is_a_400(app: &TestApp) {
     assert_eq!(error.code, codes::INVALID_REQUEST);
 }
 
+async fn the_plan_filter_lists_only_that_plan_s_snapshots(app: &TestApp) {
+    // Arrange
+    let (agent, manual) = committed(app).await;
+    let plan: PlanId = random_hex().parse().unwrap();
+    let planned = SnapshotRecord {
+        plan: Some(plan),
+        ..manual.clone()
+    };
+    let session = open_session(app, &agent.credential)
+        .await
+        .session_id
+        .to_hex();
+    let response = post_commit(app, &agent.credential, &session, &planned).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let other_plan = random_hex();
+
+    // Act
+    let all: SnapshotList = get(app, &agent.credential, "/snapshots")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let of_plan: SnapshotList = get(app, &agent.credential, &format!("/snapshots?plan={plan}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let of_other: SnapshotList = get(
+        app,
+        &agent.credential,
+        &format!("/snapshots?plan={other_plan}&limit=10"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+
+    // Assert
+    assert_eq!(all.snapshots.len(), 2);
+    let ids: Vec<_> = of_plan.snapshots.iter().map(|item| item.id).collect();
+    assert_eq!(ids, vec![planned.id()]);
+    assert_eq!(of_plan.snapshots[0].record.plan, Some(plan));
+    assert!(of_other.snapshots.is_empty());
+}
+
+async fn a_malformed_query_parameter_is_an_api_error_naming_it(app: &TestApp) {
+    let agent = enrolled(app).await;
+
+    for (query, parameter) in [
+        ("limit=abc", "limit"),
+        ("limit=-1", "limit"),
+        ("plan=zz", "plan"),
+        ("before=xyz", "before"),
+    ] {
+        let response = get(app, &agent.credential, &format!("/snapshots?{query}")).await;
+
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        let error = error_of(response).await;
+        assert_eq!(error.code, codes::INVALID_REQUEST);
+        assert!(
+            error.message.contains(&format!("parameter {parameter}=")),
+            "{query}: {}",
+            error.message
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_committed_snapshot_is_listed_and_read_by_its_tenant_only_on_sqlite() {
     a_committed_snapshot_is_listed_and_read_by_its_tenant_only(&spawn_app().await).await;
@@ -148,4 +217,16 @@ async fn listing_snapshots_holds_on_postgres() {
     a_committed_snapshot_is_listed_and_read_by_its_tenant_only(&app).await;
     pages_are_chained_by_before_newest_first(&app).await;
     a_limit_over_the_maximum_or_a_bad_id_is_a_400(&app).await;
+    the_plan_filter_lists_only_that_plan_s_snapshots(&app).await;
+    a_malformed_query_parameter_is_an_api_error_naming_it(&app).await;
+}
+
+#[tokio::test]
+async fn the_plan_filter_lists_only_that_plan_s_snapshots_on_sqlite() {
+    the_plan_filter_lists_only_that_plan_s_snapshots(&spawn_app().await).await;
+}
+
+#[tokio::test]
+async fn a_malformed_query_parameter_is_an_api_error_naming_it_on_sqlite() {
+    a_malformed_query_parameter_is_an_api_error_naming_it(&spawn_app().await).await;
 }

@@ -21,6 +21,37 @@ async fn range(
     store.get_range(k, r).await
 }
 
+/// Puts a file under `b`, an empty one then an adopted one under `c`;
+/// returns the size of `b`.
+async fn put_files(store: &dyn ObjectStore, b: &ObjectKey, c: &ObjectKey) -> u64 {
+    // Put from a file, including an empty one.
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("pack");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &big).unwrap();
+    store.put_file(b, &source).await.unwrap();
+    assert_eq!(store.get(b).await.unwrap(), Bytes::from(big.clone()));
+    std::fs::write(&source, b"").unwrap();
+    store.put_file(c, &source).await.unwrap();
+    assert_eq!(store.get(c).await.unwrap(), Bytes::new());
+
+    // Adopt a file: stored, replacing the old object, and the file is gone.
+    let adopted = dir.path().join("adopted");
+    std::fs::write(&adopted, b"adopted bytes").unwrap();
+    store.adopt_file(c, &adopted).await.unwrap();
+    assert_eq!(
+        store.get(c).await.unwrap(),
+        Bytes::from_static(b"adopted bytes")
+    );
+    assert!(!adopted.exists());
+    assert!(store.adopt_file(c, &adopted).await.is_err());
+    assert_eq!(
+        store.get(c).await.unwrap(),
+        Bytes::from_static(b"adopted bytes")
+    );
+    big.len() as u64
+}
+
 /// Everything the rest of the server relies on; `root` isolates runs that
 /// share a bucket.
 async fn contract(store: &dyn ObjectStore) {
@@ -84,16 +115,7 @@ async fn contract(store: &dyn ObjectStore) {
         Err(StorageError::NotFound { .. })
     ));
 
-    // Put from a file, including an empty one.
-    let dir = tempfile::tempdir().unwrap();
-    let source = dir.path().join("pack");
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(&source, &big).unwrap();
-    store.put_file(&b, &source).await.unwrap();
-    assert_eq!(store.get(&b).await.unwrap(), Bytes::from(big.clone()));
-    std::fs::write(&source, b"").unwrap();
-    store.put_file(&c, &source).await.unwrap();
-    assert_eq!(store.get(&c).await.unwrap(), Bytes::new());
+    let big_len = put_files(store, &b, &c).await;
 
     // List: string prefix, sorted, sizes.
     let listed = store.list(&format!("{root}/packs/")).await.unwrap();
@@ -106,10 +128,11 @@ async fn contract(store: &dyn ObjectStore) {
             },
             ObjectMeta {
                 key: b.clone(),
-                size: big.len() as u64
+                size: big_len
             },
         ]
     );
+    assert_eq!(store.head(&c).await.unwrap().unwrap().size, 13);
     let listed = store.list(&format!("{root}/packs/ab")).await.unwrap();
     assert_eq!(listed.iter().map(|m| &m.key).collect::<Vec<_>>(), [&b]);
     assert_eq!(store.list(&format!("{root}/")).await.unwrap().len(), 3);
@@ -143,6 +166,34 @@ async fn the_local_store_keeps_the_contract() {
     let store = LocalStore::open(&dir.path().join("objects")).await.unwrap();
 
     contract(&store).await;
+}
+
+#[tokio::test]
+async fn the_local_store_moves_an_adopted_file_in_without_copying() {
+    // Arrange: the source sits beside the store, as the ingest spool does.
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::open(&dir.path().join("objects")).await.unwrap();
+    std::fs::create_dir(dir.path().join("tmp")).unwrap();
+    let source = dir.path().join("tmp/pack-upload");
+    std::fs::write(&source, b"pack bytes").unwrap();
+    let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&source).unwrap());
+    let k = key("tenants/t1/packs/ab/abcdef");
+
+    // Act
+    store.adopt_file(&k, &source).await.unwrap();
+
+    // Assert: the source is gone and the object is the same file, renamed.
+    assert!(!source.exists());
+    let object = dir.path().join("objects/tenants/t1/packs/ab/abcdef");
+    assert_eq!(std::fs::read(&object).unwrap(), b"pack bytes");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&object).unwrap()),
+        inode
+    );
+    assert_eq!(
+        store.get(&k).await.unwrap(),
+        Bytes::from_static(b"pack bytes")
+    );
 }
 
 #[tokio::test]

@@ -1,41 +1,48 @@
 //! `POST /api/v1/uploads/{session_id}/commit`: making a snapshot visible.
 //!
 //! A snapshot is only stored when every blob it reaches is indexed for the
-//! tenant, so a committed snapshot can always be restored. Reachability is
-//! a full walk from the root (and the error log) through the tree
-//! references recorded at pack ingest, with a visited set; it does not yet
-//! stop at trees an earlier snapshot already proved complete, which would
-//! make incremental commits cheaper.
+//! tenant, so a committed snapshot can always be restored. The check
+//! ([`reachability::walk`]) walks only what is new: it stops at trees an
+//! earlier commit recorded as complete, and this commit records the trees it
+//! walked in turn. A snapshot's root must be a tree blob.
 //!
-//! The database layer has no shared transaction for the two writes, so the
-//! snapshot is inserted first and the session marked committed second. A
-//! failure between them leaves an uncommitted session whose retry finds the
-//! snapshot stored and answers `already_committed`; the reverse order could
-//! leave a committed session with no snapshot.
-
-use std::collections::{HashMap, HashSet};
+//! Storing the snapshot, closing the session (dropping its leases, which the
+//! snapshot now replaces) and recording the complete trees happen in one
+//! database transaction, after the walk: a crash or failure at any point
+//! leaves either all of it or none — the session still open, no snapshot
+//! visible, and a retried commit succeeds. The session is claimed first in
+//! that transaction, only while it is open, so of two racing commits of one
+//! session exactly one writes anything.
+//!
+//! The walk runs before the transaction so that it never holds the write
+//! lock (SQLite has one for the whole database). The blobs it finds stay
+//! put until the transaction commits because the session leases the ones
+//! it uploaded or was told about, and committed snapshots protect the rest.
 
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
-use stowage_protocol::api::{CommitSnapshotRequest, CommitSnapshotResponse, MAX_REPORTED_MISSING};
+use stowage_protocol::api::{CommitSnapshotRequest, CommitSnapshotResponse};
 use stowage_protocol::blob::BlobKind;
-use stowage_protocol::ids::{BlobId, SnapshotId, TenantId};
+use stowage_protocol::ids::{BlobId, SnapshotId, TenantId, UploadSessionId};
 
 use super::Failure;
 use super::uploads::{expired, renew, session_of};
 use crate::auth::agent::AuthenticatedAgent;
 use crate::db::snapshots::{self, InsertOutcome, NewSnapshot};
-use crate::db::{Database, DbError, packs, upload_sessions};
+use crate::db::{Database, DbError, complete_trees, upload_sessions};
+use crate::ingest::pause::{PausePoint, pause_at};
+use crate::ingest::reachability;
 
 /// Commits the record in the body: 201 when stored now, 200 with
 /// `already_committed` for a retry of a stored snapshot.
 ///
 /// # Errors
 ///
-/// 400 for a record naming another agent (or failing its rules); 404 for a
-/// session the tenant does not have; 409 `session_expired` for an expired
-/// session or a committed one whose snapshot is a different record; 409
-/// `missing_blobs` when blobs the record reaches are not stored.
+/// 400 for a record naming another agent (or failing its rules) or whose
+/// root is a data blob; 404 for a session the agent does not have (another
+/// tenant's or another agent's: audited); 409 `session_expired` for an
+/// expired session or a committed one whose snapshot is a different record;
+/// 409 `missing_blobs` when blobs the record reaches are not stored.
 pub async fn commit(
     db: web::Data<Database>,
     who: AuthenticatedAgent,
@@ -54,42 +61,56 @@ pub async fn commit(
     }
     let id = record.id();
     if session.committed_at.is_some() {
-        return if is_stored(&db, who.tenant, id).await? {
-            Ok(answer(id, true))
-        } else {
-            Err(expired(
-                session.id,
-                "has expired: its snapshot was committed",
-            ))
-        };
+        return answer_committed(&db, who.tenant, session.id, id).await;
     }
     renew(&db, who, &session).await?;
 
     let starts: Vec<BlobId> = std::iter::once(record.root)
         .chain(record.error_log)
         .collect();
-    let (missing, total) = missing_reachable(&db, who.tenant, starts)
+    let walk = reachability::walk(&db, who.tenant, &starts)
         .await
         .context("unable to check which blobs a snapshot reaches")?;
-    if total > 0 {
+    if walk.start_kinds.get(&record.root) == Some(&BlobKind::Data) {
+        return Err(Failure::Validation(format!(
+            "the root {} of snapshot {} is a data blob; a snapshot's root must be a tree blob",
+            record.root.to_hex(),
+            id.to_hex()
+        )));
+    }
+    if walk.missing_total > 0 {
+        let total = walk.missing_total;
         return Err(Failure::MissingBlobs {
             message: format!(
                 "snapshot {} reaches {total} blob(s) that are not stored{}; upload them and commit again",
                 id.to_hex(),
-                if total > missing.len() {
-                    format!(" (the first {} are listed)", missing.len())
+                if total > walk.missing.len() {
+                    format!(" (the first {} are listed)", walk.missing.len())
                 } else {
                     String::new()
                 }
             ),
-            ids: missing,
+            ids: walk.missing,
         });
     }
 
     let canonical = String::from_utf8(record.canonical_bytes())
         .context("a snapshot record's canonical JSON is not UTF-8")?;
-    let outcome = snapshots::insert(
-        &db,
+    let mut tx = db
+        .begin()
+        .await
+        .context("unable to begin committing a snapshot")?;
+    let open = upload_sessions::mark_committed_in(&mut tx, who.tenant, session.id)
+        .await
+        .context("unable to mark an upload session committed")?;
+    if !open {
+        // Another commit of this session won, or the lease ran out during
+        // the walk: nothing of this one is written.
+        drop(tx);
+        return answer_committed(&db, who.tenant, session.id, id).await;
+    }
+    let outcome = snapshots::insert_in(
+        &mut tx,
         who.tenant,
         NewSnapshot {
             id,
@@ -104,11 +125,41 @@ pub async fn commit(
     )
     .await
     .context("unable to store a snapshot")?;
-    upload_sessions::mark_committed(&db, who.tenant, session.id)
+    complete_trees::record(&mut tx, who.tenant, &walk.walked_trees)
         .await
-        .context("unable to mark an upload session committed")?;
-    tracing::info!(snapshot.id = %id.to_hex(), ?outcome, "snapshot committed");
+        .context("unable to record the trees of a snapshot as complete")?;
+    pause_at(PausePoint::CommitBeforeTransactionEnd).await;
+    tx.commit()
+        .await
+        .context("unable to commit a snapshot's transaction")?;
+    tracing::info!(
+        snapshot.id = %id.to_hex(),
+        trees_walked = walk.walked_trees.len(),
+        ?outcome,
+        "snapshot committed"
+    );
     Ok(answer(id, outcome == InsertOutcome::AlreadyCommitted))
+}
+
+/// The answer for a session that is no longer open: a retry of the commit
+/// that closed it (200, `already_committed`), or 409 `session_expired`.
+async fn answer_committed(
+    db: &Database,
+    tenant: TenantId,
+    session: UploadSessionId,
+    id: SnapshotId,
+) -> Result<HttpResponse, Failure> {
+    let current = upload_sessions::get(db, tenant, session)
+        .await
+        .context("unable to read an upload session")?;
+    if current.committed_at.is_none() {
+        return Err(expired(session, "has expired: its lease ran out"));
+    }
+    if is_stored(db, tenant, id).await? {
+        Ok(answer(id, true))
+    } else {
+        Err(expired(session, "has expired: its snapshot was committed"))
+    }
 }
 
 fn answer(id: SnapshotId, already_committed: bool) -> HttpResponse {
@@ -131,50 +182,4 @@ async fn is_stored(db: &Database, tenant: TenantId, id: SnapshotId) -> Result<bo
             .context("unable to look up a snapshot")
             .into()),
     }
-}
-
-/// Walks from `starts` through tree references, level by level, and returns
-/// up to [`MAX_REPORTED_MISSING`] reachable ids `tenant` does not hold, with
-/// the count of all of them. A missing tree's references are unknown, so the
-/// walk cannot see below it; the agent learns of those on its next commit.
-async fn missing_reachable(
-    db: &Database,
-    tenant: TenantId,
-    starts: Vec<BlobId>,
-) -> Result<(Vec<BlobId>, usize), DbError> {
-    let mut visited: HashSet<BlobId> = HashSet::new();
-    let mut frontier: Vec<BlobId> = starts
-        .into_iter()
-        .filter(|id| visited.insert(*id))
-        .collect();
-    let mut missing = Vec::new();
-    let mut total = 0;
-    while !frontier.is_empty() {
-        let kinds: HashMap<BlobId, BlobKind> = packs::locate(db, tenant, &frontier)
-            .await?
-            .into_iter()
-            .map(|location| (location.id, location.kind))
-            .collect();
-        let mut next = Vec::new();
-        for id in &frontier {
-            match kinds.get(id) {
-                None => {
-                    total += 1;
-                    if missing.len() < MAX_REPORTED_MISSING {
-                        missing.push(*id);
-                    }
-                }
-                Some(BlobKind::Tree) => {
-                    for child in packs::tree_refs(db, tenant, *id).await? {
-                        if visited.insert(child) {
-                            next.push(child);
-                        }
-                    }
-                }
-                Some(BlobKind::Data) => {}
-            }
-        }
-        frontier = next;
-    }
-    Ok((missing, total))
 }

@@ -5,7 +5,7 @@
 //! token exactly one gets an agent. The credential is shown in this response
 //! only; the server keeps its hash.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use stowage_protocol::api::{EnrollRequest, EnrollResponse, codes};
@@ -17,6 +17,7 @@ use crate::db::agents::NewAgent;
 use crate::db::audit::{self, NewAuditEntry};
 use crate::db::enrollment_tokens::{self, ConsumeError};
 use crate::db::{Database, DbError, tenant_keys};
+use crate::rate_limit::RateLimits;
 
 /// Longest agent name or host name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -29,8 +30,15 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// 409 for a used token or an agent name already taken in the tenant.
 pub async fn enroll(
     db: web::Data<Database>,
+    limits: web::Data<RateLimits>,
+    http: HttpRequest,
     body: web::Json<EnrollRequest>,
 ) -> Result<HttpResponse, Failure> {
+    // Enrollment carries no credential yet: it spends the client address's
+    // budget, which slows token guessing down before it reaches the database.
+    if let Some(peer) = http.peer_addr() {
+        limits.check_address(peer.ip())?;
+    }
     let request = body.into_inner();
     let name = checked_name("agent name", &request.agent_name)?;
     let hostname = checked_name("host name", &request.hostname)?;

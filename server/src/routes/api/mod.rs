@@ -6,15 +6,19 @@
 //! is down, a stored row does not decode) are logged with their cause and
 //! answered with an opaque 500, so internals never reach the client.
 
+pub mod blobs;
 pub mod commit;
 pub mod enroll;
+pub mod pack_reads;
 pub mod packs;
 pub mod snapshots;
 pub mod tenant_keys;
+pub mod trees;
 pub mod uploads;
 
-use actix_web::error::JsonPayloadError;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
+use actix_web::http::header::RETRY_AFTER;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use stowage_protocol::api::{ApiError, MAX_IDS_PER_QUERY, codes};
 use stowage_protocol::ids::BlobId;
@@ -64,6 +68,15 @@ pub enum Failure {
         /// Up to [`stowage_protocol::api::MAX_REPORTED_MISSING`] of the missing ids.
         ids: Vec<BlobId>,
     },
+    /// The caller spent its request budget (429, `rate_limited`, retryable,
+    /// with `Retry-After`).
+    #[error("{message}")]
+    RateLimited {
+        /// The sentence for the client, naming the limit.
+        message: String,
+        /// Whole seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
     /// Anything else; logged, answered with an opaque 500.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -77,6 +90,7 @@ impl Failure {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. } => code,
             Self::MissingBlobs { .. } => codes::MISSING_BLOBS,
+            Self::RateLimited { .. } => codes::RATE_LIMITED,
             Self::Unexpected(_) => codes::INTERNAL,
         }
     }
@@ -90,6 +104,7 @@ impl ResponseError for Failure {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::MissingBlobs { .. } => StatusCode::CONFLICT,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +123,14 @@ impl ResponseError for Failure {
                 missing_blobs: ids.clone(),
                 ..ApiError::new(codes::MISSING_BLOBS, message.clone(), false)
             },
+            Self::RateLimited {
+                message,
+                retry_after_secs,
+            } => {
+                return HttpResponse::build(self.status_code())
+                    .insert_header((RETRY_AFTER, retry_after_secs.to_string()))
+                    .json(ApiError::new(codes::RATE_LIMITED, message.clone(), true));
+            }
             other => ApiError::new(other.code(), other.to_string(), false),
         };
         HttpResponse::build(self.status_code()).json(body)
@@ -119,6 +142,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config.service(
         web::scope(stowage_protocol::api::API_PREFIX)
             .app_data(json_config())
+            .app_data(query_config())
+            .app_data(path_config())
             .route("/agents/enroll", web::post().to(enroll::enroll))
             .route("/tenant/keys", web::put().to(tenant_keys::put))
             .route("/tenant/keys", web::get().to(tenant_keys::get))
@@ -136,7 +161,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 web::post().to(commit::commit),
             )
             .route("/snapshots", web::get().to(snapshots::list))
-            .route("/snapshots/{snapshot_id}", web::get().to(snapshots::get)),
+            .route("/snapshots/{snapshot_id}", web::get().to(snapshots::get))
+            .route("/blobs/locate", web::post().to(blobs::locate))
+            .route("/trees/{blob_id}", web::get().to(trees::get))
+            .route("/packs/{pack_id}", web::get().to(pack_reads::get))
+            .route("/packs/{pack_id}", web::head().to(pack_reads::get)),
     );
 }
 
@@ -160,6 +189,46 @@ fn json_error(error: JsonPayloadError, _request: &HttpRequest) -> actix_web::Err
         other => Failure::Validation(format!("the request body is invalid - {other}")),
     };
     failure.into()
+}
+
+/// Query strings: a parameter that does not parse is refused with an
+/// [`ApiError`] body quoting the query and the parameter's complaint.
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(query_error)
+}
+
+fn query_error(error: QueryPayloadError, request: &HttpRequest) -> actix_web::Error {
+    let QueryPayloadError::Deserialize(cause) = error else {
+        return Failure::Validation(format!("the query string is invalid - {error}")).into();
+    };
+    Failure::Validation(format!(
+        "the query string {:?} is invalid - {cause}",
+        request.query_string()
+    ))
+    .into()
+}
+
+/// Path segments: an id that does not parse is refused with an [`ApiError`]
+/// body naming the segment and the id.
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(path_error)
+}
+
+fn path_error(error: PathError, request: &HttpRequest) -> actix_web::Error {
+    let PathError::Deserialize(cause) = error else {
+        return Failure::Validation(format!("the path is invalid - {error}")).into();
+    };
+    let segments = request
+        .match_info()
+        .iter()
+        .map(|(name, value)| format!("{name} {value:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Failure::Validation(format!(
+        "the path {} has a malformed id ({segments}) - {cause}",
+        request.path()
+    ))
+    .into()
 }
 
 /// Records a request for an object the caller's tenant does not have — a
@@ -227,6 +296,14 @@ mod tests {
                 codes::MISSING_BLOBS,
             ),
             (
+                Failure::RateLimited {
+                    message: "slow down".into(),
+                    retry_after_secs: 2,
+                },
+                429,
+                codes::RATE_LIMITED,
+            ),
+            (
                 Failure::Unexpected(anyhow::anyhow!("password=hunter2 in the pool URL")),
                 500,
                 codes::INTERNAL,
@@ -238,7 +315,7 @@ mod tests {
             assert_eq!(failure.status_code().as_u16(), status);
             assert_eq!(body.code, code);
             assert!(!body.message.contains("hunter2"), "{}", body.message);
-            assert_eq!(body.retryable, status == 500);
+            assert_eq!(body.retryable, status == 500 || status == 429);
         }
     }
 

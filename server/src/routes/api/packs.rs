@@ -5,19 +5,19 @@
 //! service enforces the size limit itself, which is why this route reads
 //! `web::Payload` (no actix body limit) and not `web::Bytes`. The session is
 //! checked (and its lease extended) before a byte of the body is read.
-//! Every blob of the pack — stored now or already present — is then leased
-//! to the session, so garbage collection keeps it until the commit.
+//! Every blob of the pack — stored now or already present — is leased to
+//! the session by the ingest service, in the transaction that indexes it, so
+//! garbage collection keeps it until the commit.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
-use anyhow::Context;
 use stowage_protocol::api::{ApiError, PackUploadResponse};
 use stowage_protocol::ids::PackId;
 
 use super::Failure;
 use super::uploads::live_session;
 use crate::auth::agent::AuthenticatedAgent;
-use crate::db::{Database, upload_sessions};
+use crate::db::Database;
 use crate::ingest::{ErrorClass, IngestContext, IngestError, IngestOutcome, ingest_pack};
 
 /// Why a pack upload failed: the session or URL was wrong, or ingest refused.
@@ -74,7 +74,7 @@ impl ResponseError for PackFailure {
 ///
 /// # Errors
 ///
-/// 404 for a session the tenant does not have; 409 for a committed or
+/// 404 for a session the agent does not have; 409 for a committed or
 /// expired one; 400 for a pack id that is not 64 hex digits or a broken
 /// body; 413 for a body past the pack size limit; 422 (`pack_rejected`) for
 /// a body that is not the named pack; 503/500 when storage fails.
@@ -92,25 +92,11 @@ pub async fn upload(
             "pack id {raw_pack:?} is not 64 lowercase hex digits"
         ))
     })?;
-    let outcome = ingest_pack(&ingest, who.tenant, pack_id, body).await?;
-    let (status, blob_count, blob_ids, already_present) = match outcome {
-        IngestOutcome::Stored {
-            blob_count,
-            blob_ids,
-            ..
-        } => (StatusCode::CREATED, blob_count, blob_ids, false),
-        IngestOutcome::AlreadyPresent {
-            blob_count,
-            blob_ids,
-            ..
-        } => (StatusCode::OK, blob_count, blob_ids, true),
+    let outcome = ingest_pack(&ingest, who.tenant, Some(session), pack_id, body).await?;
+    let (status, blob_count, already_present) = match outcome {
+        IngestOutcome::Stored { blob_count, .. } => (StatusCode::CREATED, blob_count, false),
+        IngestOutcome::AlreadyPresent { blob_count, .. } => (StatusCode::OK, blob_count, true),
     };
-    // Leased before answering, so a GC beside this backup never deletes a
-    // blob the session wrote but has not yet committed.
-    upload_sessions::lease_blobs(&db, who.tenant, session, &blob_ids)
-        .await
-        .context("unable to lease the blobs of an uploaded pack to its session")
-        .map_err(Failure::from)?;
     Ok(HttpResponse::build(status).json(PackUploadResponse {
         pack_id,
         blobs_indexed: u32::try_from(blob_count).unwrap_or(u32::MAX),

@@ -3,7 +3,8 @@
 //!
 //! Every request on a session extends its lease, and the blobs reported
 //! present are leased to the session so garbage collection keeps them until
-//! the commit. A session id that is not the caller's tenant's answers 404
+//! the commit. A session belongs to the agent that opened it: a session id
+//! of another tenant, or of another agent of the same tenant, answers 404
 //! exactly like an unknown one, changes nothing, and leaves an audit entry.
 
 use std::collections::HashSet;
@@ -85,7 +86,7 @@ pub async fn missing(
 ///
 /// # Errors
 ///
-/// 404 (audited) for an id the tenant does not have; 409 for a committed or
+/// 404 (audited) for an id the agent does not have; 409 for a committed or
 /// expired session; 500 when the database fails.
 pub(super) async fn live_session(
     db: &Database,
@@ -97,11 +98,12 @@ pub(super) async fn live_session(
     Ok(session.id)
 }
 
-/// The session of the caller's tenant named `raw_id`, committed or not.
+/// The session of the calling agent named `raw_id`, committed or not.
 ///
 /// # Errors
 ///
-/// 404 (audited) for an id the tenant does not have; 500 when the database fails.
+/// 404 (audited) for an id the agent does not have, including a session of
+/// another agent of its tenant; 500 when the database fails.
 pub(super) async fn session_of(
     db: &Database,
     who: AuthenticatedAgent,
@@ -111,8 +113,8 @@ pub(super) async fn session_of(
         return Err(unknown_session(raw_id));
     };
     match upload_sessions::get(db, who.tenant, session_id).await {
-        Ok(session) => Ok(session),
-        Err(DbError::NotFound { .. }) => {
+        Ok(session) if session.agent_id == who.agent => Ok(session),
+        Ok(_) | Err(DbError::NotFound { .. }) => {
             super::audit_access_denied(
                 db,
                 who,

@@ -1,38 +1,34 @@
 //! The S3 object store, for any S3-compatible service (AWS, MinIO, s3s, …).
 //!
-//! The client is built from [`S3Settings`] alone: endpoint, region, static
-//! credentials and path style are set explicitly, and no default provider
-//! chain runs — so the SDK never reads `~/.aws` or probes the instance
-//! metadata address. Transient failures are retried by the SDK's standard
-//! retry strategy (up to five attempts with backoff). Request checksums are
-//! sent only when an operation requires them, which keeps the client
-//! compatible with stores that predate the CRC32 defaults of newer SDKs.
+//! - [`client`]: how the SDK client is built — explicit credentials and
+//!   region, retries with backoff and jitter, timeouts, upload checksums.
+//! - [`multipart`]: files over [`MULTIPART_THRESHOLD`] go up in parts, with
+//!   bounded concurrency, and are aborted on failure.
+//!
+//! Every write is all-or-nothing as S3 makes it: an object appears only when
+//! its PutObject or CompleteMultipartUpload succeeds.
+
+mod client;
+mod multipart;
 
 use std::ops::Range;
 use std::path::Path;
-use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+use aws_sdk_s3::types::{BucketLocationConstraint, ChecksumAlgorithm, CreateBucketConfiguration};
 use bytes::Bytes;
-use secrecy::ExposeSecret;
 
 use super::{ObjectKey, ObjectMeta, ObjectStore, StorageError, StoreFuture, check_prefix};
 use crate::configuration::S3Settings;
 
-/// Attempts per request, the first included.
-const MAX_ATTEMPTS: u32 = 5;
-/// Limit on establishing a connection; a dead endpoint fails fast.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use client::{
+    ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, INITIAL_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, READ_TIMEOUT,
+};
+pub use multipart::{MIN_PART_SIZE, MULTIPART_THRESHOLD, PART_CONCURRENCY, PART_SIZE};
 
 /// An object store in one bucket of an S3-compatible service.
 #[derive(Debug, Clone)]
@@ -43,38 +39,40 @@ pub struct S3Store {
     bucket: String,
     /// Needed when the bucket has to be created outside us-east-1.
     region: String,
+    /// Files larger than this are uploaded in parts.
+    multipart_threshold: u64,
+    /// Size of each part but the last.
+    part_size: u64,
 }
 
 impl S3Store {
     /// Builds a client from explicit settings; makes no request yet.
     pub fn new(settings: &S3Settings) -> Self {
-        let credentials = Credentials::new(
-            settings.access_key.clone(),
-            settings.secret_key.expose_secret().to_owned(),
-            None,
-            None,
-            "stowage-settings",
-        );
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(settings.region.clone()))
-            .endpoint_url(settings.endpoint.clone())
-            .credentials_provider(credentials)
-            .force_path_style(settings.path_style)
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .build(),
-            )
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .build();
         Self {
-            client: Client::from_conf(config),
+            client: client::build(settings),
             bucket: settings.bucket.clone(),
             region: settings.region.clone(),
+            multipart_threshold: MULTIPART_THRESHOLD,
+            part_size: PART_SIZE,
         }
+    }
+
+    /// Changes when files go up in parts and how large the parts are
+    /// (defaults: over [`MULTIPART_THRESHOLD`], in [`PART_SIZE`] parts); for
+    /// tuning and for measuring. `u64::MAX` as threshold turns multipart off.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `part_size` is below S3's minimum of [`MIN_PART_SIZE`].
+    #[must_use]
+    pub fn with_multipart(mut self, threshold: u64, part_size: u64) -> Self {
+        assert!(
+            part_size >= MIN_PART_SIZE,
+            "S3 parts must be at least 5 MiB, not {part_size} bytes"
+        );
+        self.multipart_threshold = threshold;
+        self.part_size = part_size;
+        self
     }
 
     /// The bucket's name.
@@ -123,6 +121,7 @@ impl S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key.as_str())
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .body(body)
             .send()
             .await
@@ -181,17 +180,33 @@ impl ObjectStore for S3Store {
 
     fn put_file<'a>(&'a self, key: &'a ObjectKey, path: &'a Path) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let unreadable = |action: &str, err: &dyn std::error::Error| StorageError::Remote {
+                operation: "PutObject",
+                target: key.as_str().to_owned(),
+                message: format!(
+                    "cannot {action} source file {} - {}",
+                    path.display(),
+                    DisplayErrorContext(err)
+                ),
+            };
+            let size = tokio::fs::metadata(path)
+                .await
+                .map_err(|err| unreadable("stat", &err))?
+                .len();
+            if size > self.multipart_threshold {
+                return multipart::upload(
+                    &self.client,
+                    &self.bucket,
+                    key,
+                    path,
+                    size,
+                    self.part_size,
+                )
+                .await;
+            }
             let body = ByteStream::from_path(path)
                 .await
-                .map_err(|err| StorageError::Remote {
-                    operation: "PutObject",
-                    target: key.as_str().to_owned(),
-                    message: format!(
-                        "cannot read source file {} - {}",
-                        path.display(),
-                        DisplayErrorContext(&err)
-                    ),
-                })?;
+                .map_err(|err| unreadable("read", &err))?;
             self.put(key, body).await
         })
     }
@@ -274,7 +289,7 @@ impl ObjectStore for S3Store {
         Box::pin(async move {
             // A readiness probe wants the state now, not after retries.
             let once = aws_sdk_s3::Config::builder()
-                .retry_config(RetryConfig::standard().with_max_attempts(1));
+                .retry_config(client::retry_config().with_max_attempts(1));
             self.client
                 .head_bucket()
                 .bucket(&self.bucket)
@@ -301,15 +316,34 @@ fn invalid_range(key: &ObjectKey, range: &Range<u64>) -> StorageError {
     }
 }
 
-fn remote<E, R>(operation: &'static str, target: &str, err: &SdkError<E, R>) -> StorageError
+fn remote<E>(operation: &'static str, target: &str, err: &SdkError<E, HttpResponse>) -> StorageError
 where
     E: std::error::Error + ProvideErrorMetadata + 'static,
-    R: std::fmt::Debug,
 {
     let code = err.code().map(|c| format!("{c}: ")).unwrap_or_default();
+    let retried = if was_retried(err) {
+        format!(" (retried with backoff, {MAX_ATTEMPTS} attempts at most)")
+    } else {
+        String::new()
+    };
     StorageError::Remote {
         operation,
         target: target.to_owned(),
-        message: format!("{code}{}", DisplayErrorContext(err)),
+        message: format!("{code}{}{retried}", DisplayErrorContext(err)),
+    }
+}
+
+/// Whether the client's retry policy treats `err` as transient, so the
+/// error reached the caller only after the retries ran out.
+fn was_retried<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => true,
+        SdkError::ServiceError(_) | SdkError::ResponseError(_) => {
+            status_of(err).is_some_and(|status| status >= 500 || status == 429)
+                || err.code().is_some_and(|code| {
+                    code == "SlowDown" || code == "RequestTimeout" || code.contains("Throttl")
+                })
+        }
+        _ => false,
     }
 }

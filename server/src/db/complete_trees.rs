@@ -1,0 +1,142 @@
+//! The `complete_trees` table: tree blobs known to reach only stored blobs.
+//!
+//! A commit checks that every blob its snapshot reaches is stored. Most of a
+//! backup's trees are shared with the previous snapshot, so walking them all
+//! again on every commit would cost as much as the whole tree, not as much as
+//! what changed. Instead, the commit that makes a snapshot visible records
+//! every tree its walk visited here, in the same transaction, and later walks
+//! stop at a recorded tree: everything below it was checked when it was
+//! recorded.
+//!
+//! # The invariant, and what garbage collection must keep
+//!
+//! A row means: the tree blob and every blob below it are indexed. Rows are
+//! only written by a commit whose walk found nothing missing, and a walk that
+//! stops at a recorded tree relies on the same invariant, so it holds by
+//! induction — as long as nothing below a recorded tree is ever removed while
+//! its row stays. Removing a tree blob's index row removes its
+//! `complete_trees` row (the foreign key cascades). Garbage collection must
+//! in addition delete the rows of every tree it finds unreachable from the
+//! snapshots it keeps ([`forget`]) — before, or in the same transaction as,
+//! deleting any blob below such a tree — even when the tree blob itself
+//! survives (for instance because an open session leases it).
+
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use stowage_protocol::ids::{BlobId, TenantId};
+
+use super::{Database, DbError, MAX_BOUND_IDS, id_from_bytes, placeholders, query_error};
+
+/// The ids among `trees` that `tenant` has recorded as complete.
+///
+/// # Errors
+///
+/// Fails when a query fails or a stored id is malformed.
+pub async fn known(
+    db: &Database,
+    tenant: TenantId,
+    trees: &[BlobId],
+) -> Result<Vec<BlobId>, DbError> {
+    let mut found = Vec::new();
+    for batch in trees.chunks(MAX_BOUND_IDS) {
+        let sql = format!(
+            "SELECT tree_id FROM complete_trees WHERE tenant_id = $1 AND tree_id IN ({})",
+            placeholders(2, batch.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
+        for id in batch {
+            query = query.bind(id.as_bytes().to_vec());
+        }
+        let rows = query
+            .fetch_all(db.pool())
+            .await
+            .map_err(query_error("look up complete trees"))?;
+        for row in &rows {
+            let bytes: Vec<u8> = row
+                .try_get("tree_id")
+                .map_err(query_error("decode complete tree row"))?;
+            found.push(id_from_bytes(
+                "complete_trees.tree_id",
+                &bytes,
+                BlobId::from_bytes,
+            )?);
+        }
+    }
+    Ok(found)
+}
+
+/// Records `trees` of `tenant` as complete, on `conn` (the committing
+/// transaction); repeats are fine. Only a commit whose walk found every
+/// blob below `trees` stored may call this.
+///
+/// # Errors
+///
+/// Fails when an insert fails (including a tree that is not indexed).
+pub async fn record(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    trees: &[BlobId],
+) -> Result<(), DbError> {
+    for batch in trees.chunks(MAX_BOUND_IDS) {
+        let rows = (0..batch.len())
+            .map(|i| format!("($1, {})", placeholders(2 + i, 1)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO complete_trees (tenant_id, tree_id) VALUES {rows} \
+             ON CONFLICT (tenant_id, tree_id) DO NOTHING"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
+        for id in batch {
+            query = query.bind(id.as_bytes().to_vec());
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(query_error("record complete trees"))?;
+    }
+    Ok(())
+}
+
+/// Forgets that `trees` of `tenant` are complete; garbage collection calls
+/// this for every tree it finds unreachable (see the module docs).
+///
+/// # Errors
+///
+/// Fails when a delete fails.
+pub async fn forget(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    trees: &[BlobId],
+) -> Result<(), DbError> {
+    for batch in trees.chunks(MAX_BOUND_IDS) {
+        let sql = format!(
+            "DELETE FROM complete_trees WHERE tenant_id = $1 AND tree_id IN ({})",
+            placeholders(2, batch.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
+        for id in batch {
+            query = query.bind(id.as_bytes().to_vec());
+        }
+        query
+            .execute(&mut *conn)
+            .await
+            .map_err(query_error("forget complete trees"))?;
+    }
+    Ok(())
+}
+
+/// How many trees `tenant` has recorded as complete.
+///
+/// # Errors
+///
+/// Fails when the query fails.
+pub async fn count(db: &Database, tenant: TenantId) -> Result<u64, DbError> {
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM complete_trees WHERE tenant_id = $1")
+        .bind(tenant.to_hex())
+        .fetch_one(db.pool())
+        .await
+        .map_err(query_error("count complete trees"))?
+        .try_get("n")
+        .map_err(query_error("decode complete tree count"))?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}
