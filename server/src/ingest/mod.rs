@@ -120,6 +120,11 @@ impl IngestContext {
         }
     }
 
+    /// The largest body accepted, in bytes.
+    pub fn max_pack_size(&self) -> u64 {
+        self.max_pack_size
+    }
+
     /// Lowers the largest accepted body (never above [`MAX_PACK_SIZE`]).
     #[must_use]
     pub fn with_max_pack_size(mut self, limit: u64) -> Self {

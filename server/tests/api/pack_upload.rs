@@ -325,6 +325,61 @@ async fn an_expired_session_refuses_missing_pack_and_commit(app: &TestApp) {
     );
 }
 
+/// A body declared larger than a pack may be is refused from its headers
+/// alone: the client gets 413 without sending a byte of it, and nothing is
+/// spooled or indexed.
+#[tokio::test]
+async fn a_body_declared_over_the_pack_limit_is_refused_before_it_is_sent() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app().await;
+    let agent = enrolled(&app).await;
+    let session = open_session(&app, &agent.credential).await.session_id;
+    let pack = build_pack();
+    let declared = stowage_protocol::pack::MAX_PACK_SIZE + 1;
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+
+    let head = format!(
+        "PUT /api/v1/uploads/{session}/packs/{} HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Length: {declared}\r\n\r\n",
+        pack.id, agent.credential
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .expect("the server answers without waiting for the body")
+                .unwrap();
+        assert_ne!(
+            read, 0,
+            "the server closed the connection without answering"
+        );
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let missing: MissingBlobsResponse = ask_missing(
+        &app,
+        &agent.credential,
+        &session.to_hex(),
+        pack.data.clone(),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(missing.missing, pack.data, "nothing was indexed");
+    let spool = app.data_dir.path().join("tmp");
+    let spooled = std::fs::read_dir(&spool).map_or(0, Iterator::count);
+    assert_eq!(spooled, 0, "nothing was spooled in {}", spool.display());
+}
+
 #[tokio::test]
 async fn an_expired_session_refuses_missing_pack_and_commit_on_sqlite() {
     an_expired_session_refuses_missing_pack_and_commit(&spawn_app().await).await;

@@ -10,7 +10,8 @@
 //! garbage collection keeps it until the commit.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use stowage_protocol::api::{ApiError, PackUploadResponse};
 use stowage_protocol::ids::PackId;
 
@@ -83,6 +84,7 @@ pub async fn upload(
     ingest: web::Data<IngestContext>,
     who: AuthenticatedAgent,
     path: web::Path<(String, String)>,
+    request: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, PackFailure> {
     let (raw_session, raw_pack) = path.into_inner();
@@ -92,6 +94,16 @@ pub async fn upload(
             "pack id {raw_pack:?} is not 64 lowercase hex digits"
         ))
     })?;
+    // A declared length past the limit is refused before a byte is read,
+    // so a client need not send 1 GB to learn it was too much.
+    let limit = ingest.max_pack_size();
+    if declared_length(&request).is_some_and(|length| length > limit) {
+        return Err(IngestError::TooLarge {
+            pack: pack_id,
+            limit,
+        }
+        .into());
+    }
     let outcome = ingest_pack(&ingest, who.tenant, Some(session), pack_id, body).await?;
     let (status, blob_count, already_present) = match outcome {
         IngestOutcome::Stored { blob_count, .. } => (StatusCode::CREATED, blob_count, false),
@@ -102,6 +114,17 @@ pub async fn upload(
         blobs_indexed: u32::try_from(blob_count).unwrap_or(u32::MAX),
         already_present,
     }))
+}
+
+/// The body length the client declared in `Content-Length`, if any.
+fn declared_length(request: &HttpRequest) -> Option<u64> {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
