@@ -223,7 +223,9 @@ pub struct PackUploadResponse {
 /// `POST /api/v1/uploads/{session_id}/commit` — makes a snapshot visible.
 ///
 /// Fails with `missing_blobs` (listing ids in [`ApiError::missing_blobs`]) unless
-/// every blob reachable from the record's root is stored.
+/// every blob reachable from the record's root is stored, and with
+/// `invalid_request` when the root is a data blob rather than a tree. A
+/// session belongs to the agent that opened it: any other agent gets 404.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitSnapshotRequest {
     /// The record; the server computes its id from the canonical bytes.

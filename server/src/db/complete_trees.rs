@@ -21,10 +21,12 @@
 //! deleting any blob below such a tree — even when the tree blob itself
 //! survives (for instance because an open session leases it).
 
-use sqlx::{AnyConnection, AssertSqlSafe, Row};
+use sqlx::{AnyConnection, Row};
 use stowage_protocol::ids::{BlobId, TenantId};
 
-use super::{Database, DbError, MAX_BOUND_IDS, id_from_bytes, placeholders, query_error};
+use super::{
+    Database, DbError, MAX_BOUND_IDS, placeholders, query_error, select_ids_for, tenant_ids_query,
+};
 
 /// The ids among `trees` that `tenant` has recorded as complete.
 ///
@@ -36,32 +38,19 @@ pub async fn known(
     tenant: TenantId,
     trees: &[BlobId],
 ) -> Result<Vec<BlobId>, DbError> {
-    let mut found = Vec::new();
-    for batch in trees.chunks(MAX_BOUND_IDS) {
-        let sql = format!(
-            "SELECT tree_id FROM complete_trees WHERE tenant_id = $1 AND tree_id IN ({})",
-            placeholders(2, batch.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
-        for id in batch {
-            query = query.bind(id.as_bytes().to_vec());
-        }
-        let rows = query
-            .fetch_all(db.pool())
-            .await
-            .map_err(query_error("look up complete trees"))?;
-        for row in &rows {
-            let bytes: Vec<u8> = row
-                .try_get("tree_id")
-                .map_err(query_error("decode complete tree row"))?;
-            found.push(id_from_bytes(
-                "complete_trees.tree_id",
-                &bytes,
-                BlobId::from_bytes,
-            )?);
-        }
-    }
-    Ok(found)
+    select_ids_for(
+        db,
+        tenant,
+        trees,
+        "tree_id",
+        "look up complete trees",
+        |ids| {
+            format!(
+                "SELECT tree_id FROM complete_trees WHERE tenant_id = $1 AND tree_id IN ({ids})"
+            )
+        },
+    )
+    .await
 }
 
 /// Records `trees` of `tenant` as complete, on `conn` (the committing
@@ -81,18 +70,15 @@ pub async fn record(
             .map(|i| format!("($1, {})", placeholders(2 + i, 1)))
             .collect::<Vec<_>>()
             .join(", ");
-        let sql = format!(
-            "INSERT INTO complete_trees (tenant_id, tree_id) VALUES {rows} \
-             ON CONFLICT (tenant_id, tree_id) DO NOTHING"
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
-        for id in batch {
-            query = query.bind(id.as_bytes().to_vec());
-        }
-        query
-            .execute(&mut *conn)
-            .await
-            .map_err(query_error("record complete trees"))?;
+        tenant_ids_query(tenant, batch, |_| {
+            format!(
+                "INSERT INTO complete_trees (tenant_id, tree_id) VALUES {rows} \
+                 ON CONFLICT (tenant_id, tree_id) DO NOTHING"
+            )
+        })
+        .execute(&mut *conn)
+        .await
+        .map_err(query_error("record complete trees"))?;
     }
     Ok(())
 }
@@ -109,18 +95,12 @@ pub async fn forget(
     trees: &[BlobId],
 ) -> Result<(), DbError> {
     for batch in trees.chunks(MAX_BOUND_IDS) {
-        let sql = format!(
-            "DELETE FROM complete_trees WHERE tenant_id = $1 AND tree_id IN ({})",
-            placeholders(2, batch.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
-        for id in batch {
-            query = query.bind(id.as_bytes().to_vec());
-        }
-        query
-            .execute(&mut *conn)
-            .await
-            .map_err(query_error("forget complete trees"))?;
+        tenant_ids_query(tenant, batch, |ids| {
+            format!("DELETE FROM complete_trees WHERE tenant_id = $1 AND tree_id IN ({ids})")
+        })
+        .execute(&mut *conn)
+        .await
+        .map_err(query_error("forget complete trees"))?;
     }
     Ok(())
 }

@@ -37,7 +37,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions};
+use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Row};
+use stowage_protocol::ids::{BlobId, TenantId};
 
 use crate::configuration::DatabaseSettings;
 
@@ -334,6 +335,49 @@ fn placeholders(first: usize, count: usize) -> String {
 /// Most ids bound into one `IN (…)` list or multi-row `VALUES`, well under
 /// SQLite's and PostgreSQL's parameter limits.
 const MAX_BOUND_IDS: usize = 500;
+
+/// A query over one batch of ids of one tenant: `sql_for` gets the
+/// placeholder list (`$2, $3, …`) and returns the statement, in which `$1` is
+/// the tenant. Callers split their ids into batches of at most
+/// [`MAX_BOUND_IDS`].
+fn tenant_ids_query<'a>(
+    tenant: TenantId,
+    batch: &[BlobId],
+    sql_for: impl FnOnce(&str) -> String,
+) -> sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments> {
+    let sql = sql_for(&placeholders(2, batch.len()));
+    let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
+    for id in batch {
+        query = query.bind(id.as_bytes().to_vec());
+    }
+    query
+}
+
+/// The 32-byte ids in `column` of every row `sql_for` selects for each batch
+/// of `ids` (see [`tenant_ids_query`]), in no particular order.
+async fn select_ids_for(
+    db: &Database,
+    tenant: TenantId,
+    ids: &[BlobId],
+    column: &'static str,
+    action: &'static str,
+    sql_for: impl Fn(&str) -> String,
+) -> Result<Vec<BlobId>, DbError> {
+    let mut found = Vec::new();
+    for batch in ids.chunks(MAX_BOUND_IDS) {
+        let rows = tenant_ids_query(tenant, batch, &sql_for)
+            .fetch_all(db.pool())
+            .await
+            .map_err(query_error(action))?;
+        for row in &rows {
+            let bytes: Vec<u8> = row
+                .try_get(column)
+                .map_err(query_error("decode an id column"))?;
+            found.push(id_from_bytes(column, &bytes, BlobId::from_bytes)?);
+        }
+    }
+    Ok(found)
+}
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 
 use super::{
     Database, DbError, MAX_BOUND_IDS, from_millis, id_from_bytes, now_millis, placeholders,
-    query_error, upload_sessions,
+    query_error, select_ids_for, tenant_ids_query, upload_sessions,
 };
 
 /// A stored pack.
@@ -291,15 +291,12 @@ pub async fn locate(
 ) -> Result<Vec<BlobLocation>, DbError> {
     let mut found = Vec::new();
     for batch in ids.chunks(MAX_BOUND_IDS) {
-        let sql = format!(
-            "SELECT id, pack_id, kind, \"offset\", length FROM blobs \
-             WHERE tenant_id = $1 AND id IN ({})",
-            placeholders(2, batch.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
-        for id in batch {
-            query = query.bind(id.as_bytes().to_vec());
-        }
+        let query = tenant_ids_query(tenant, batch, |ids| {
+            format!(
+                "SELECT id, pack_id, kind, \"offset\", length FROM blobs \
+                 WHERE tenant_id = $1 AND id IN ({ids})"
+            )
+        });
         let rows = query
             .fetch_all(db.pool())
             .await
@@ -351,32 +348,10 @@ pub async fn refs_of(
     tenant: TenantId,
     trees: &[BlobId],
 ) -> Result<Vec<BlobId>, DbError> {
-    let mut found = Vec::new();
-    for batch in trees.chunks(MAX_BOUND_IDS) {
-        let sql = format!(
-            "SELECT ref_id FROM blob_refs WHERE tenant_id = $1 AND tree_id IN ({})",
-            placeholders(2, batch.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(tenant.to_hex());
-        for id in batch {
-            query = query.bind(id.as_bytes().to_vec());
-        }
-        let rows = query
-            .fetch_all(db.pool())
-            .await
-            .map_err(query_error("read tree references"))?;
-        for row in &rows {
-            let bytes: Vec<u8> = row
-                .try_get("ref_id")
-                .map_err(query_error("decode tree reference"))?;
-            found.push(id_from_bytes(
-                "blob_refs.ref_id",
-                &bytes,
-                BlobId::from_bytes,
-            )?);
-        }
-    }
-    Ok(found)
+    select_ids_for(db, tenant, trees, "ref_id", "read tree references", |ids| {
+        format!("SELECT ref_id FROM blob_refs WHERE tenant_id = $1 AND tree_id IN ({ids})")
+    })
+    .await
 }
 
 fn decode_location(row: &AnyRow) -> Result<BlobLocation, DbError> {
