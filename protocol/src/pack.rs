@@ -264,12 +264,16 @@ impl PackHeader {
 }
 
 /// Checks that a sealed blob's plaintext header (magic, version, flags) is
-/// well formed and names the same kind as the table.
-pub(crate) fn check_blob_header(
-    kind: BlobKind,
-    id: &BlobId,
-    sealed: &[u8],
-) -> Result<(), PackError> {
+/// well formed and names the same kind as the table. `sealed` may be just
+/// the blob's first [`SEALED_BLOB_OVERHEAD`](crate::blob::SEALED_BLOB_OVERHEAD)
+/// bytes (all a blob shorter than that has), which is all the check reads:
+/// the server checks every blob of an uploaded pack this way without
+/// reading the ciphertext.
+///
+/// # Errors
+///
+/// [`PackError::BadBlobHeader`] naming the blob and the problem.
+pub fn check_blob_header(kind: BlobKind, id: &BlobId, sealed: &[u8]) -> Result<(), PackError> {
     let header = BlobHeader::parse(id, sealed).map_err(|err| PackError::BadBlobHeader {
         id: *id,
         problem: err.to_string(),

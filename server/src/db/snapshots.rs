@@ -151,68 +151,12 @@ pub async fn get(
     })
 }
 
-/// The newest `limit` snapshots of `tenant`, newest first.
-///
-/// # Errors
-///
-/// Fails when the query fails.
-pub async fn list(
-    db: &Database,
-    tenant: TenantId,
-    limit: u32,
-) -> Result<Vec<StoredSnapshot>, DbError> {
-    sqlx::query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1 \
-         ORDER BY committed_at DESC, id DESC LIMIT $2"
-    )))
-    .bind(tenant.to_hex())
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(query_error("list snapshots"))?
-    .iter()
-    .map(decode)
-    .collect()
-}
-
-/// The newest `limit` snapshots of `tenant` older than `cursor` in the
-/// order of [`list`] (committed earlier, or at the same time with a lower id),
-/// newest first: the page after the one ending at `cursor`.
-///
-/// # Errors
-///
-/// Fails when the query fails.
-pub async fn list_before(
-    db: &Database,
-    tenant: TenantId,
-    cursor: &StoredSnapshot,
-    limit: u32,
-) -> Result<Vec<StoredSnapshot>, DbError> {
-    let at = cursor.committed_at.timestamp_millis();
-    sqlx::query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1 \
-         AND (committed_at < $2 OR (committed_at = $3 AND id < $4)) \
-         ORDER BY committed_at DESC, id DESC LIMIT $5"
-    )))
-    .bind(tenant.to_hex())
-    .bind(at)
-    .bind(at)
-    .bind(cursor.id.as_bytes().to_vec())
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(query_error("list snapshots before a cursor"))?
-    .iter()
-    .map(decode)
-    .collect()
-}
-
 /// Which snapshots a [`list_page`] returns.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ListFilter<'a> {
     /// Only snapshots of this plan; all plans (and manual backups) when `None`.
     pub plan: Option<PlanId>,
-    /// Only snapshots after this one in the order of [`list`]: the page
+    /// Only snapshots after this one in the order of [`list_page`]: the page
     /// after the one ending at it. From the newest when `None`.
     pub before: Option<&'a StoredSnapshot>,
 }

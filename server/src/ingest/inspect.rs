@@ -5,15 +5,20 @@
 //! trailer at the end, then the table the trailer points at, and let the
 //! protocol's decoders check every rule of the format. Only the table is
 //! allocated, and the protocol bounds it by the pack's size before anything
-//! is read. The sealed blobs' own 5-byte headers are not read here: the
-//! agent authenticates each blob when it restores it.
+//! is read. Then each sealed blob's plaintext header (magic, version, kind,
+//! flags: its first bytes, never its ciphertext) is checked against its
+//! table entry, so a pack whose table calls a data chunk a tree is refused
+//! at upload rather than discovered at restore. Only the agent can
+//! authenticate a blob; this catches a confused or buggy writer early.
 
 use std::io::SeekFrom;
 use std::path::Path;
 
+use stowage_protocol::blob::SEALED_BLOB_OVERHEAD;
 use stowage_protocol::ids::PackId;
 use stowage_protocol::pack::{
     PACK_HEADER_LEN, PACK_TRAILER_LEN, PackError, PackHeader, PackTable, PackTrailer,
+    check_blob_header,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -71,4 +76,43 @@ pub(super) async fn read_table(
         .await
         .map_err(io_error("read pack table from"))?;
     PackTable::decode(&table, &trailer, size).map_err(inconsistent)
+}
+
+/// Checks the plaintext header of every blob of the pack spooled at `path`
+/// against its entry in `table` (already checked to lie inside the pack).
+///
+/// Reads [`SEALED_BLOB_OVERHEAD`] bytes per blob (one `pread` each, from
+/// the page cache: the file was just written) on a blocking thread — one
+/// task for the whole pack rather than one per read.
+pub(super) async fn check_blob_headers(
+    path: &Path,
+    table: PackTable,
+    pack: PackId,
+) -> Result<PackTable, IngestError> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt as _;
+
+        let io_error = |action| {
+            let path = path.clone();
+            move |source| IngestError::TempFile {
+                pack,
+                action,
+                path,
+                source,
+            }
+        };
+        let file = std::fs::File::open(&path).map_err(io_error("open temporary file"))?;
+        let mut head = [0u8; SEALED_BLOB_OVERHEAD];
+        for entry in &table.entries {
+            let len = SEALED_BLOB_OVERHEAD.min(entry.length as usize);
+            file.read_exact_at(&mut head[..len], u64::from(entry.offset))
+                .map_err(io_error("read a blob header from"))?;
+            check_blob_header(entry.kind, &entry.id, &head[..len])
+                .map_err(|source| IngestError::InconsistentTable { pack, source })?;
+        }
+        Ok(table)
+    })
+    .await
+    .expect("the blob header check does not panic")
 }

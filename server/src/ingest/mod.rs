@@ -266,6 +266,7 @@ where
         });
     }
     let table = inspect::read_table(spooled.path(), spooled.size, expected).await?;
+    let table = inspect::check_blob_headers(spooled.path(), table, expected).await?;
     let size = spooled.size;
 
     ctx.fault(FaultPoint::BeforeObjectWrite)?;

@@ -430,6 +430,41 @@ fn with_table_edit(bytes: &[u8], edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn a_pack_whose_table_calls_a_data_blob_a_tree_is_rejected_naming_the_blob() {
+    // Arrange: the first sealed blob's header says tree; its table entry
+    // says data. The table and trailer are untouched, so only the blob
+    // header check can notice.
+    let f = fixture().await;
+    let (_, mut bytes, blobs) = build_pack(2, 300);
+    let first_kind_byte = stowage_protocol::pack::PACK_HEADER_LEN + 3;
+    assert_eq!(bytes[first_kind_byte], BlobKind::Data.as_u8());
+    bytes[first_kind_byte] = BlobKind::Tree.as_u8();
+    let pack = PackId::digest(&bytes);
+
+    // Act
+    let err = ingest_pack(&f.ctx, f.tenant, None, pack, chunks(&bytes, 64))
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert!(
+        matches!(
+            &err,
+            IngestError::InconsistentTable {
+                source: PackError::BadBlobHeader { id, .. },
+                ..
+            } if *id == blobs[0].id
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("header says tree"), "{err}");
+    assert_eq!(err.code(), stowage_protocol::api::codes::PACK_REJECTED);
+    assert!(f.memory.list("").await.unwrap().is_empty());
+    assert_not_indexed(&f, pack, &blobs).await;
+    assert_eq!(temp_files(&f.ctx), 0);
+}
+
+#[tokio::test]
 async fn a_pack_with_an_inconsistent_header_or_table_is_rejected_by_the_table_check() {
     // Arrange: each damaged pack hashes to the id it is uploaded under.
     let f = fixture().await;

@@ -468,8 +468,18 @@ async fn snapshots_contract(db: &Database, acme: TenantId, globex: TenantId) {
         &snapshots::get(db, globex, new.id).await,
         "snapshot"
     ));
-    assert_eq!(snapshots::list(db, acme, 10).await.unwrap(), [stored]);
-    assert!(snapshots::list(db, globex, 10).await.unwrap().is_empty());
+    assert_eq!(
+        snapshots::list_page(db, acme, snapshots::ListFilter::default(), 10)
+            .await
+            .unwrap(),
+        [stored]
+    );
+    assert!(
+        snapshots::list_page(db, globex, snapshots::ListFilter::default(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let unplanned = NewSnapshot {
         id: SnapshotId::digest(b"other"),
