@@ -19,7 +19,7 @@ use stowage_server::db::packs::{self, IndexedBlob};
 use stowage_server::db::{Database, agents, audit, enrollment_tokens, tenants, upload_sessions};
 use stowage_server::domain::TenantName;
 
-use crate::helpers::{TestApp, random_hex, spawn_app, spawn_app_on_postgres};
+use crate::helpers::{TestApp, random_hex};
 
 /// A tenant with an enrolled agent, as the tests see it.
 pub(crate) struct Enrolled {
@@ -482,64 +482,15 @@ fn random_bytes() -> [u8; 32] {
     bytes
 }
 
-#[tokio::test]
-async fn enrollment_gives_a_working_credential_and_a_token_works_once_on_sqlite() {
-    enrollment_gives_a_working_credential_and_a_token_works_once(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn expired_and_unknown_tokens_are_refused_on_sqlite() {
-    expired_and_unknown_tokens_are_refused(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn bad_missing_and_revoked_credentials_get_the_same_401_on_sqlite() {
-    bad_missing_and_revoked_credentials_get_the_same_401(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn tenant_keys_are_stored_once_and_returned_on_sqlite() {
-    tenant_keys_are_stored_once_and_returned(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn an_invalid_key_bundle_is_refused_naming_the_problem_on_sqlite() {
-    an_invalid_key_bundle_is_refused_naming_the_problem(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn the_missing_query_returns_exactly_the_absent_ids_and_leases_the_rest_on_sqlite() {
-    the_missing_query_returns_exactly_the_absent_ids_and_leases_the_rest(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn too_many_ids_are_refused_naming_the_limit_on_sqlite() {
-    too_many_ids_are_refused_naming_the_limit(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn an_oversized_body_gets_413_with_an_error_body_on_sqlite() {
-    an_oversized_body_gets_413_with_an_error_body(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn another_tenants_session_is_not_found_audited_and_untouched_on_sqlite() {
-    another_tenants_session_is_not_found_audited_and_untouched(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn the_agent_api_holds_on_postgres() {
-    let Some(app) = spawn_app_on_postgres("the_agent_api_holds_on_postgres").await else {
-        return;
-    };
-
-    enrollment_gives_a_working_credential_and_a_token_works_once(&app).await;
-    expired_and_unknown_tokens_are_refused(&app).await;
-    bad_missing_and_revoked_credentials_get_the_same_401(&app).await;
-    tenant_keys_are_stored_once_and_returned(&app).await;
-    an_invalid_key_bundle_is_refused_naming_the_problem(&app).await;
-    the_missing_query_returns_exactly_the_absent_ids_and_leases_the_rest(&app).await;
-    too_many_ids_are_refused_naming_the_limit(&app).await;
-    an_oversized_body_gets_413_with_an_error_body(&app).await;
-    another_tenants_session_is_not_found_audited_and_untouched(&app).await;
-}
+on_sqlite_and_postgres!(
+    the_agent_api_holds_on_postgres:
+    enrollment_gives_a_working_credential_and_a_token_works_once,
+    expired_and_unknown_tokens_are_refused,
+    bad_missing_and_revoked_credentials_get_the_same_401,
+    tenant_keys_are_stored_once_and_returned,
+    an_invalid_key_bundle_is_refused_naming_the_problem,
+    the_missing_query_returns_exactly_the_absent_ids_and_leases_the_rest,
+    too_many_ids_are_refused_naming_the_limit,
+    an_oversized_body_gets_413_with_an_error_body,
+    another_tenants_session_is_not_found_audited_and_untouched,
+);

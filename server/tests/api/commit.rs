@@ -20,7 +20,7 @@ use stowage_server::db::{audit, complete_trees, enrollment_tokens, snapshots, up
 use stowage_server::ingest::reachability;
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
-use crate::helpers::{TestApp, spawn_app, spawn_app_on_postgres};
+use crate::helpers::TestApp;
 use crate::pack_upload::{build_pack, put_pack};
 
 pub(crate) fn record(agent: &Enrolled, root: BlobId) -> SnapshotRecord {
@@ -435,59 +435,14 @@ async fn a_data_blob_as_root_is_refused_naming_it(app: &TestApp) {
     );
 }
 
-#[tokio::test]
-async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed_on_sqlite() {
-    a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(&spawn_app().await)
-        .await;
-}
-
-#[tokio::test]
-async fn a_snapshot_reaching_unstored_blobs_is_refused_listing_them_on_sqlite() {
-    a_snapshot_reaching_unstored_blobs_is_refused_listing_them(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_record_naming_another_agent_is_a_400_on_sqlite() {
-    a_record_naming_another_agent_is_a_400(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_blob_below_a_stored_tree_that_is_not_stored_is_listed_on_sqlite() {
-    a_blob_below_a_stored_tree_that_is_not_stored_is_listed(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn committing_holds_on_postgres() {
-    let Some(app) = spawn_app_on_postgres("committing_holds_on_postgres").await else {
-        return;
-    };
-
-    a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(&app).await;
-    a_snapshot_reaching_unstored_blobs_is_refused_listing_them(&app).await;
-    a_record_naming_another_agent_is_a_400(&app).await;
-    a_blob_below_a_stored_tree_that_is_not_stored_is_listed(&app).await;
-    a_second_commit_walks_only_the_trees_that_are_new(&app).await;
-    a_failed_commit_records_no_tree_as_complete(&app).await;
-    a_session_of_another_agent_of_the_tenant_is_not_found_and_audited(&app).await;
-    a_data_blob_as_root_is_refused_naming_it(&app).await;
-}
-
-#[tokio::test]
-async fn a_second_commit_walks_only_the_trees_that_are_new_on_sqlite() {
-    a_second_commit_walks_only_the_trees_that_are_new(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_failed_commit_records_no_tree_as_complete_on_sqlite() {
-    a_failed_commit_records_no_tree_as_complete(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_session_of_another_agent_of_the_tenant_is_not_found_and_audited_on_sqlite() {
-    a_session_of_another_agent_of_the_tenant_is_not_found_and_audited(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_data_blob_as_root_is_refused_naming_it_on_sqlite() {
-    a_data_blob_as_root_is_refused_naming_it(&spawn_app().await).await;
-}
+on_sqlite_and_postgres!(
+    committing_holds_on_postgres:
+    a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed,
+    a_snapshot_reaching_unstored_blobs_is_refused_listing_them,
+    a_record_naming_another_agent_is_a_400,
+    a_blob_below_a_stored_tree_that_is_not_stored_is_listed,
+    a_second_commit_walks_only_the_trees_that_are_new,
+    a_failed_commit_records_no_tree_as_complete,
+    a_session_of_another_agent_of_the_tenant_is_not_found_and_audited,
+    a_data_blob_as_root_is_refused_naming_it,
+);

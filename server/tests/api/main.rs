@@ -5,6 +5,33 @@
 //! `_BUCKET`, `_REGION`) are set, and print a note and pass otherwise.
 //! `TEST_LOG=1` shows the server's logs.
 
+/// Declares the tests of a file's scenarios — each an `async fn(&TestApp)`
+/// in scope: every scenario as its own test on the embedded stack (SQLite),
+/// named `<scenario>::on_sqlite`, and all of them in order in one test
+/// `$postgres` on a fresh PostgreSQL database (one database per file keeps
+/// that run cheap; it passes with a note when PostgreSQL is not configured).
+macro_rules! on_sqlite_and_postgres {
+    ($postgres:ident: $($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test]
+                async fn on_sqlite() {
+                    super::$scenario(&crate::helpers::spawn_app().await).await;
+                }
+            }
+        )+
+
+        #[tokio::test]
+        async fn $postgres() {
+            let Some(app) = crate::helpers::spawn_app_on_postgres(stringify!($postgres)).await
+            else {
+                return;
+            };
+            $($scenario(&app).await;)+
+        }
+    };
+}
+
 mod admin_cli;
 mod agent_api;
 mod binary;

@@ -12,7 +12,7 @@ use stowage_protocol::pack::PackWriter;
 use crate::agent_api::{ask_missing, authed, enrolled, error_of, open_session};
 use stowage_server::db::upload_sessions;
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_on_postgres};
+use crate::helpers::{TestApp, spawn_app};
 
 /// A sealed pack: its id, its bytes, its two data blobs and the tree
 /// referencing both.
@@ -380,46 +380,12 @@ async fn a_body_declared_over_the_pack_limit_is_refused_before_it_is_sent() {
     assert_eq!(spooled, 0, "nothing was spooled in {}", spool.display());
 }
 
-#[tokio::test]
-async fn an_expired_session_refuses_missing_pack_and_commit_on_sqlite() {
-    an_expired_session_refuses_missing_pack_and_commit(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn an_uploaded_pack_is_indexed_and_a_repeat_is_already_present_on_sqlite() {
-    an_uploaded_pack_is_indexed_and_a_repeat_is_already_present(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed_on_sqlite() {
-    a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_pack_id_that_is_not_hex_is_a_400_on_sqlite() {
-    a_pack_id_that_is_not_hex_is_a_400(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_pack_for_another_tenants_session_is_not_found_and_not_stored_on_sqlite() {
-    a_pack_for_another_tenants_session_is_not_found_and_not_stored(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn an_uploaded_pack_is_leased_to_each_session_that_uploads_it_on_sqlite() {
-    an_uploaded_pack_is_leased_to_each_session_that_uploads_it(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn pack_upload_holds_on_postgres() {
-    let Some(app) = spawn_app_on_postgres("pack_upload_holds_on_postgres").await else {
-        return;
-    };
-
-    an_uploaded_pack_is_indexed_and_a_repeat_is_already_present(&app).await;
-    a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed(&app).await;
-    a_pack_id_that_is_not_hex_is_a_400(&app).await;
-    a_pack_for_another_tenants_session_is_not_found_and_not_stored(&app).await;
-    an_uploaded_pack_is_leased_to_each_session_that_uploads_it(&app).await;
-    an_expired_session_refuses_missing_pack_and_commit(&app).await;
-}
+on_sqlite_and_postgres!(
+    pack_upload_holds_on_postgres:
+    an_uploaded_pack_is_indexed_and_a_repeat_is_already_present,
+    a_body_that_is_not_the_named_pack_is_rejected_and_not_indexed,
+    a_pack_id_that_is_not_hex_is_a_400,
+    a_pack_for_another_tenants_session_is_not_found_and_not_stored,
+    an_uploaded_pack_is_leased_to_each_session_that_uploads_it,
+    an_expired_session_refuses_missing_pack_and_commit,
+);

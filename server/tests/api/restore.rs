@@ -16,7 +16,7 @@ use stowage_protocol::pack::{PACK_HEADER_LEN, PackHeader, PackWriter};
 use stowage_server::db::{audit, packs};
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
-use crate::helpers::{TestApp, random_hex, spawn_app, spawn_app_on_postgres};
+use crate::helpers::{TestApp, random_hex};
 use crate::pack_upload::put_pack;
 
 /// Largest plaintext the tests open.
@@ -538,78 +538,16 @@ async fn malformed_ids_in_restore_paths_are_a_400_naming_the_id(app: &TestApp) {
     }
 }
 
-#[tokio::test]
-async fn a_restore_reads_the_header_trees_and_chunks_and_opens_them_with_the_tenant_keys_on_sqlite()
-{
-    a_restore_reads_the_header_trees_and_chunks_and_opens_them_with_the_tenant_keys(
-        &spawn_app().await,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn locate_places_known_blobs_in_request_order_and_lists_the_rest_as_unknown_on_sqlite() {
-    locate_places_known_blobs_in_request_order_and_lists_the_rest_as_unknown(&spawn_app().await)
-        .await;
-}
-
-#[tokio::test]
-async fn locate_with_too_many_ids_is_a_400_naming_the_limit_on_sqlite() {
-    locate_with_too_many_ids_is_a_400_naming_the_limit(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_data_blob_or_an_unknown_id_is_not_a_tree_and_each_404_says_which_on_sqlite() {
-    a_data_blob_or_an_unknown_id_is_not_a_tree_and_each_404_says_which(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn ranged_reads_return_exactly_the_slice_asked_for_on_sqlite() {
-    ranged_reads_return_exactly_the_slice_asked_for(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn head_tells_the_size_and_the_range_without_a_body_on_sqlite() {
-    head_tells_the_size_and_the_range_without_a_body(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_pack_larger_than_a_store_read_streams_whole_and_across_chunk_edges_on_sqlite() {
-    a_pack_larger_than_a_store_read_streams_whole_and_across_chunk_edges(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_range_past_the_end_is_416_and_a_bad_range_is_400_on_sqlite() {
-    a_range_past_the_end_is_416_and_a_bad_range_is_400(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn another_tenants_blobs_trees_and_packs_look_unknown_are_audited_and_untouched_on_sqlite() {
-    another_tenants_blobs_trees_and_packs_look_unknown_are_audited_and_untouched(
-        &spawn_app().await,
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn malformed_ids_in_restore_paths_are_a_400_naming_the_id_on_sqlite() {
-    malformed_ids_in_restore_paths_are_a_400_naming_the_id(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn restoring_holds_on_postgres() {
-    let Some(app) = spawn_app_on_postgres("restoring_holds_on_postgres").await else {
-        return;
-    };
-
-    a_restore_reads_the_header_trees_and_chunks_and_opens_them_with_the_tenant_keys(&app).await;
-    locate_places_known_blobs_in_request_order_and_lists_the_rest_as_unknown(&app).await;
-    locate_with_too_many_ids_is_a_400_naming_the_limit(&app).await;
-    a_data_blob_or_an_unknown_id_is_not_a_tree_and_each_404_says_which(&app).await;
-    ranged_reads_return_exactly_the_slice_asked_for(&app).await;
-    head_tells_the_size_and_the_range_without_a_body(&app).await;
-    a_pack_larger_than_a_store_read_streams_whole_and_across_chunk_edges(&app).await;
-    a_range_past_the_end_is_416_and_a_bad_range_is_400(&app).await;
-    another_tenants_blobs_trees_and_packs_look_unknown_are_audited_and_untouched(&app).await;
-    malformed_ids_in_restore_paths_are_a_400_naming_the_id(&app).await;
-}
+on_sqlite_and_postgres!(
+    restoring_holds_on_postgres:
+    a_restore_reads_the_header_trees_and_chunks_and_opens_them_with_the_tenant_keys,
+    locate_places_known_blobs_in_request_order_and_lists_the_rest_as_unknown,
+    locate_with_too_many_ids_is_a_400_naming_the_limit,
+    a_data_blob_or_an_unknown_id_is_not_a_tree_and_each_404_says_which,
+    ranged_reads_return_exactly_the_slice_asked_for,
+    head_tells_the_size_and_the_range_without_a_body,
+    a_pack_larger_than_a_store_read_streams_whole_and_across_chunk_edges,
+    a_range_past_the_end_is_416_and_a_bad_range_is_400,
+    another_tenants_blobs_trees_and_packs_look_unknown_are_audited_and_untouched,
+    malformed_ids_in_restore_paths_are_a_400_naming_the_id,
+);

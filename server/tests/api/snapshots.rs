@@ -9,7 +9,7 @@ use stowage_protocol::snapshot::SnapshotRecord;
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
 use crate::commit::{post_commit, record};
-use crate::helpers::{TestApp, random_hex, spawn_app, spawn_app_on_postgres};
+use crate::helpers::{TestApp, random_hex};
 use crate::pack_upload::{build_pack, put_pack};
 
 /// Enrolls an agent and commits one snapshot for it.
@@ -193,40 +193,11 @@ async fn a_malformed_query_parameter_is_an_api_error_naming_it(app: &TestApp) {
     }
 }
 
-#[tokio::test]
-async fn a_committed_snapshot_is_listed_and_read_by_its_tenant_only_on_sqlite() {
-    a_committed_snapshot_is_listed_and_read_by_its_tenant_only(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn pages_are_chained_by_before_newest_first_on_sqlite() {
-    pages_are_chained_by_before_newest_first(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_limit_over_the_maximum_or_a_bad_id_is_a_400_on_sqlite() {
-    a_limit_over_the_maximum_or_a_bad_id_is_a_400(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn listing_snapshots_holds_on_postgres() {
-    let Some(app) = spawn_app_on_postgres("listing_snapshots_holds_on_postgres").await else {
-        return;
-    };
-
-    a_committed_snapshot_is_listed_and_read_by_its_tenant_only(&app).await;
-    pages_are_chained_by_before_newest_first(&app).await;
-    a_limit_over_the_maximum_or_a_bad_id_is_a_400(&app).await;
-    the_plan_filter_lists_only_that_plan_s_snapshots(&app).await;
-    a_malformed_query_parameter_is_an_api_error_naming_it(&app).await;
-}
-
-#[tokio::test]
-async fn the_plan_filter_lists_only_that_plan_s_snapshots_on_sqlite() {
-    the_plan_filter_lists_only_that_plan_s_snapshots(&spawn_app().await).await;
-}
-
-#[tokio::test]
-async fn a_malformed_query_parameter_is_an_api_error_naming_it_on_sqlite() {
-    a_malformed_query_parameter_is_an_api_error_naming_it(&spawn_app().await).await;
-}
+on_sqlite_and_postgres!(
+    listing_snapshots_holds_on_postgres:
+    a_committed_snapshot_is_listed_and_read_by_its_tenant_only,
+    pages_are_chained_by_before_newest_first,
+    a_limit_over_the_maximum_or_a_bad_id_is_a_400,
+    the_plan_filter_lists_only_that_plan_s_snapshots,
+    a_malformed_query_parameter_is_an_api_error_naming_it,
+);
