@@ -21,7 +21,7 @@ use stowage_server::ingest::reachability;
 
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
 use crate::helpers::TestApp;
-use crate::pack_upload::{build_pack, put_pack};
+use crate::pack_upload::{agent_with_uploaded_pack, build_pack, put_pack};
 
 pub(crate) fn record(agent: &Enrolled, root: BlobId) -> SnapshotRecord {
     SnapshotRecord {
@@ -60,21 +60,7 @@ pub(crate) async fn post_commit(
 }
 
 async fn a_complete_snapshot_is_committed_once_and_a_retry_is_already_committed(app: &TestApp) {
-    let agent = enrolled(app).await;
-    let session = open_session(app, &agent.credential)
-        .await
-        .session_id
-        .to_hex();
-    let pack = build_pack();
-    let uploaded = put_pack(
-        app,
-        &agent.credential,
-        &session,
-        &pack.id.to_hex(),
-        pack.bytes,
-    )
-    .await;
-    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let (agent, session, pack) = agent_with_uploaded_pack(app).await;
     let record = record(&agent, pack.tree);
 
     let response = post_commit(app, &agent.credential, &session, &record).await;
@@ -401,21 +387,7 @@ async fn a_session_of_another_agent_of_the_tenant_is_not_found_and_audited(app: 
 }
 
 async fn a_data_blob_as_root_is_refused_naming_it(app: &TestApp) {
-    let agent = enrolled(app).await;
-    let session = open_session(app, &agent.credential)
-        .await
-        .session_id
-        .to_hex();
-    let pack = build_pack();
-    let uploaded = put_pack(
-        app,
-        &agent.credential,
-        &session,
-        &pack.id.to_hex(),
-        pack.bytes,
-    )
-    .await;
-    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let (agent, session, pack) = agent_with_uploaded_pack(app).await;
     let record = record(&agent, pack.data[0]);
 
     let response = post_commit(app, &agent.credential, &session, &record).await;

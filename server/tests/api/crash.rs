@@ -136,6 +136,25 @@ async fn fresh_stack(
     Some((dir, url, database))
 }
 
+/// The real server on a fresh stack, set to pause at `point` and announce
+/// it in the returned marker file, and a [`TestApp`] talking to it; `None`
+/// when PostgreSQL is asked for but not configured.
+async fn start_paused(
+    postgres: Option<&str>,
+    point: PausePoint,
+) -> Option<(Server, TestApp, Option<String>, std::path::PathBuf)> {
+    let (dir, url, database) = fresh_stack(postgres).await?;
+    let marker = dir.path().join(format!("paused-at-{point:?}"));
+    let server = Server::start(dir.path(), url.as_deref(), Some((point, &marker)));
+    let app = TestApp {
+        address: server.address.clone(),
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        database,
+        data_dir: dir,
+    };
+    Some((server, app, url, marker))
+}
+
 /// Starts the server again on `app`'s data directory and points `app` at it.
 fn restart(app: &mut TestApp, url: Option<&str>, pause: Option<(PausePoint, &Path)>) -> Server {
     let server = Server::start(app.data_dir.path(), url, pause);
@@ -188,17 +207,9 @@ async fn a_server_killed_between_object_write_and_index_comes_back_without_the_p
     postgres: Option<&str>,
 ) {
     // Arrange: a server that stops after writing the first pack object.
-    let Some((dir, url, database)) = fresh_stack(postgres).await else {
-        return;
-    };
-    let marker = dir.path().join("paused-after-object-write");
     let point = PausePoint::AfterObjectWrite;
-    let server = Server::start(dir.path(), url.as_deref(), Some((point, &marker)));
-    let mut app = TestApp {
-        address: server.address.clone(),
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
-        database,
-        data_dir: dir,
+    let Some((server, mut app, url, marker)) = start_paused(postgres, point).await else {
+        return;
     };
     let agent = enrolled(&app).await;
     let session = open_session(&app, &agent.credential).await.session_id;
@@ -286,17 +297,9 @@ async fn a_server_killed_inside_a_commit_comes_back_with_no_snapshot_and_the_ses
 ) {
     // Arrange: a stored pack, and a server that stops inside the commit's
     // transaction after storing the snapshot.
-    let Some((dir, url, database)) = fresh_stack(postgres).await else {
-        return;
-    };
-    let marker = dir.path().join("paused-inside-commit");
     let point = PausePoint::CommitBeforeTransactionEnd;
-    let server = Server::start(dir.path(), url.as_deref(), Some((point, &marker)));
-    let mut app = TestApp {
-        address: server.address.clone(),
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
-        database,
-        data_dir: dir,
+    let Some((server, mut app, url, marker)) = start_paused(postgres, point).await else {
+        return;
     };
     let agent = enrolled(&app).await;
     let session = open_session(&app, &agent.credential).await.session_id;

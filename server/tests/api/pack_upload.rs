@@ -9,7 +9,7 @@ use stowage_protocol::crypto::{DataKey, IdKey, TenantKeys, seal_data_key_random}
 use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::pack::PackWriter;
 
-use crate::agent_api::{ask_missing, authed, enrolled, error_of, open_session};
+use crate::agent_api::{Enrolled, ask_missing, authed, enrolled, error_of, open_session};
 use stowage_server::db::upload_sessions;
 
 use crate::helpers::{TestApp, spawn_app};
@@ -62,6 +62,27 @@ pub(crate) fn build_pack() -> TestPack {
         data,
         tree,
     }
+}
+
+/// An agent of a fresh tenant, the hex id of a session it opened, and a
+/// test pack uploaded in that session (asserted stored, 201).
+pub(crate) async fn agent_with_uploaded_pack(app: &TestApp) -> (Enrolled, String, TestPack) {
+    let agent = enrolled(app).await;
+    let session = open_session(app, &agent.credential)
+        .await
+        .session_id
+        .to_hex();
+    let pack = build_pack();
+    let uploaded = put_pack(
+        app,
+        &agent.credential,
+        &session,
+        &pack.id.to_hex(),
+        pack.bytes.clone(),
+    )
+    .await;
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    (agent, session, pack)
 }
 
 pub(crate) async fn put_pack(

@@ -10,25 +10,11 @@ use stowage_protocol::snapshot::SnapshotRecord;
 use crate::agent_api::{Enrolled, authed, enrolled, error_of, open_session};
 use crate::commit::{post_commit, record};
 use crate::helpers::{TestApp, random_hex};
-use crate::pack_upload::{build_pack, put_pack};
+use crate::pack_upload::agent_with_uploaded_pack;
 
 /// Enrolls an agent and commits one snapshot for it.
 async fn committed(app: &TestApp) -> (Enrolled, SnapshotRecord) {
-    let agent = enrolled(app).await;
-    let session = open_session(app, &agent.credential)
-        .await
-        .session_id
-        .to_hex();
-    let pack = build_pack();
-    let uploaded = put_pack(
-        app,
-        &agent.credential,
-        &session,
-        &pack.id.to_hex(),
-        pack.bytes,
-    )
-    .await;
-    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let (agent, session, pack) = agent_with_uploaded_pack(app).await;
     let record = record(&agent, pack.tree);
     let response = post_commit(app, &agent.credential, &session, &record).await;
     assert_eq!(response.status(), StatusCode::CREATED);
