@@ -5,11 +5,25 @@
 //! server crate: the two agree only through the protocol.
 //!
 //! # Layout
-//! - `cli`: argument parsing and the exit-code contract (0 success, 3 partial —
-//!   some source files unreadable — and 1 failure).
+//! - [`cli`]: argument parsing and the exit-code contract (0 success, 3 partial —
+//!   some source files unreadable — and 1 failure); [`commands`]: one module
+//!   per command.
 //! - [`transport`]: the one HTTP client for talking to the server — plain
 //!   HTTP refused except to loopback, and certificates checked against the
-//!   system roots, a CA file or a pinned fingerprint.
+//!   system roots, a CA file or a pinned fingerprint. [`api`]: one typed
+//!   method per endpoint, with retries.
+//! - [`profile`]: the configuration directory `enroll` writes; [`context`]:
+//!   what every other command loads from it.
+//! - [`snapshot_select`]: `latest`, ids and prefixes; [`units`] and
+//!   [`throttle`]: rates on the command line and their enforcement.
 
+pub mod api;
 pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod passphrase;
+pub mod profile;
+pub mod snapshot_select;
+pub mod throttle;
 pub mod transport;
+pub mod units;

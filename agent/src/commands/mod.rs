@@ -1,0 +1,9 @@
+//! One module per `stowage` command. Each exposes
+//! `async fn run(global: &Global, args: …) -> anyhow::Result<Outcome>`.
+
+pub mod backup;
+pub mod enroll;
+pub mod ls;
+pub mod restore;
+pub mod snapshots;
+pub mod verify;
