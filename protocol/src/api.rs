@@ -75,6 +75,10 @@ pub mod codes {
     pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
     /// A pack read's `Range` starts past the pack's end (416); the message names the size.
     pub const RANGE_NOT_SATISFIABLE: &str = "range_not_satisfiable";
+    /// The server's index holds the pack but its object is gone from storage
+    /// (404, not retryable): data loss on the server's side, to be repaired
+    /// from a replica; the message names the pack.
+    pub const OBJECT_MISSING: &str = "object_missing";
     /// Too many requests; retry after a pause (429).
     pub const RATE_LIMITED: &str = "rate_limited";
     /// The server failed (500/503); retryable.

@@ -538,6 +538,41 @@ async fn malformed_ids_in_restore_paths_are_a_400_naming_the_id(app: &TestApp) {
     }
 }
 
+/// The file under `dir` whose name is `name`, searched recursively.
+fn find_file(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()? {
+        let path = entry.ok()?.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|file| file == name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+async fn an_indexed_pack_whose_object_is_gone_is_a_404_object_missing_not_a_retry(app: &TestApp) {
+    let pack = stored(app, 1, 100).await;
+    let object = find_file(app.data_dir.path(), &pack.id.to_hex())
+        .expect("the local store holds the pack under its id");
+    std::fs::remove_file(&object).unwrap();
+
+    for range in [None, Some("bytes=0-10")] {
+        let response = read_pack(app, &pack.agent.credential, &pack.id.to_hex(), range).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{range:?}");
+        let error = error_of(response).await;
+        assert_eq!(error.code, codes::OBJECT_MISSING);
+        assert!(!error.retryable);
+        assert!(
+            error.message.contains(&pack.id.to_hex()),
+            "{}",
+            error.message
+        );
+    }
+}
+
 on_sqlite_and_postgres!(
     restoring_holds_on_postgres:
     a_restore_reads_the_header_trees_and_chunks_and_opens_them_with_the_tenant_keys,
@@ -550,4 +585,5 @@ on_sqlite_and_postgres!(
     a_range_past_the_end_is_416_and_a_bad_range_is_400,
     another_tenants_blobs_trees_and_packs_look_unknown_are_audited_and_untouched,
     malformed_ids_in_restore_paths_are_a_400_naming_the_id,
+    an_indexed_pack_whose_object_is_gone_is_a_404_object_missing_not_a_retry,
 );

@@ -231,6 +231,36 @@ fn path_error(error: PathError, request: &HttpRequest) -> actix_web::Error {
     .into()
 }
 
+/// The answer to a failed read of an indexed pack's object: when the object
+/// is gone from storage, a 404 `object_missing` naming the pack (not
+/// retryable — trying again cannot bring it back) and an error in the log,
+/// since the server has lost data its index promises; any other store
+/// failure is a retryable 500.
+pub(super) fn object_read_failure(
+    who: crate::auth::agent::AuthenticatedAgent,
+    pack: &stowage_protocol::ids::PackId,
+    error: crate::storage::StorageError,
+) -> Failure {
+    if let crate::storage::StorageError::NotFound { key } = &error {
+        tracing::error!(
+            tenant = %who.tenant,
+            pack = %pack,
+            key = %key,
+            "an indexed pack's object is missing from storage; restore it from a replica"
+        );
+        return Failure::NotFound {
+            code: codes::OBJECT_MISSING,
+            message: format!(
+                "pack {pack} is in the index but its object is missing from storage; the \
+                 server's operator must restore it from a replica"
+            ),
+        };
+    }
+    anyhow::Error::new(error)
+        .context(format!("unable to read pack {pack}"))
+        .into()
+}
+
 /// Records a request for an object the caller's tenant does not have — a
 /// stale id or an attempt to reach another tenant's data — so attempts show
 /// in the audit log while the caller only ever sees a 404.

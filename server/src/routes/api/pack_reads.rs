@@ -23,7 +23,6 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use anyhow::Context;
 use bytes::Bytes;
 use futures_core::Stream;
 use stowage_protocol::api::{ApiError, codes};
@@ -113,8 +112,7 @@ pub async fn get(
         let stream =
             ObjectRangeStream::open(store.into_inner(), key, range.clone(), READ_CHUNK_BYTES)
                 .await
-                .with_context(|| format!("unable to read pack {id}"))
-                .map_err(Failure::from)?;
+                .map_err(|error| super::object_read_failure(who, &id, error))?;
         Body::Bytes(stream)
     };
     let mut response = if asked.is_some() {

@@ -91,13 +91,7 @@ async fn read_sealed(
     let sealed = store
         .get_range(&key, range.clone())
         .await
-        .with_context(|| {
-            format!(
-                "unable to read tree blob {} from pack {}",
-                location.id.to_hex(),
-                location.pack_id.to_hex()
-            )
-        })?;
+        .map_err(|error| super::object_read_failure(who, &location.pack_id, error))?;
     if sealed.len() != location.length as usize {
         return Err(anyhow!(
             "pack {} holds {} bytes at {range:?}, not the {} of tree blob {}",
