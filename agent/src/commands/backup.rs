@@ -1,13 +1,233 @@
-//! `stowage backup` (being written).
+//! `stowage backup`: finds the parent snapshot, runs the backup engine
+//! ([`crate::backup`]) on its own thread, commits the snapshot, then saves
+//! the local cache and prints the summary.
+//!
+//! The parent is the newest snapshot of the same host with the same set of
+//! paths. Its id is what makes the local cache trustworthy: the cache is
+//! used only if it describes exactly that snapshot, so a lost, damaged or
+//! stale cache (its snapshot forgotten on the server) costs a re-read and
+//! never correctness. The new cache replaces the old one only after the
+//! server accepted the commit.
 
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use serde::Serialize;
+use stowage_protocol::ids::SnapshotId;
+use stowage_protocol::snapshot::{RawPath, SnapshotRecord, SnapshotSummary};
+use stowage_protocol::tree::EntryName;
+
+use crate::backup::exclude::Excludes;
+use crate::backup::source::Sources;
+use crate::backup::stats::Counts;
+use crate::backup::{self, Job, JobOutput, Source};
 use crate::cli::{BackupArgs, Global, Outcome};
+use crate::context::AgentContext;
+use crate::snapshot_select::{self, Hosts};
+use crate::units::Bytes;
+use crate::upload::{UploadOptions, UploadProgress};
 
 /// Runs `stowage backup`.
 ///
 /// # Errors
 ///
-/// Always, until the command lands.
-#[allow(clippy::unused_async)]
-pub async fn run(_global: &Global, _args: BackupArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("stowage backup is being written")
+/// Not enrolled, a path argument that does not exist, an invalid exclude
+/// pattern, a failing `--command`, or the server refusing (named).
+pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let context = AgentContext::load(global)?;
+    let host = args
+        .host
+        .clone()
+        .unwrap_or_else(|| context.profile.hostname.clone());
+    let source = source(&args)?;
+    let paths = source.record_paths();
+    let parent = find_parent(&context, &host, &paths).await?;
+    let session = context
+        .client
+        .open_session(None)
+        .await
+        .context("unable to open an upload session")?;
+    let job = Job {
+        client: context.client.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        session: session.clone(),
+        keys: context.keys.write_keys(),
+        repo: context.repo,
+        upload: UploadOptions {
+            limit_upload: args.limit_upload,
+            ..UploadOptions::default()
+        },
+        source,
+        cache_path: backup::cache_path(&context.cache_dir, &host, &paths),
+        parent,
+        low_priority: args.low_priority,
+        progress: !global.no_progress && !args.json,
+        readers: backup::default_readers(),
+    };
+    let output = backup::run_on_thread(job).await?;
+    let record = SnapshotRecord {
+        root: output.root,
+        parent,
+        hostname: host,
+        agent: context.profile.agent_id,
+        plan: None,
+        paths,
+        tags: args.tags.clone(),
+        started_at,
+        finished_at: Utc::now().max(started_at),
+        summary: summary(&output),
+        error_log: output.error_log,
+    };
+    let committed = context
+        .client
+        .commit(&session.session_id, &record)
+        .await
+        .map_err(|error| {
+            let missing = error.missing_blobs();
+            if missing.is_empty() {
+                anyhow::Error::new(error).context("the server refused the snapshot")
+            } else {
+                anyhow::anyhow!(
+                    "the server refused the snapshot: {} blobs it references are not stored \
+                     (first: {})",
+                    missing.len(),
+                    missing[0]
+                )
+            }
+        })?;
+    if let Some(cache) = output.new_cache
+        && let Err(error) = cache.commit(&committed.snapshot_id)
+    {
+        eprintln!(
+            "stowage: warning: unable to save the local cache ({error}); the next backup \
+                 will read every file"
+        );
+    }
+    let report = Report {
+        snapshot_id: committed.snapshot_id,
+        parent,
+        counts: output.counts,
+        upload: output.upload,
+        errors: output.errors,
+        duration_seconds: clock.elapsed().as_secs_f64(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.human());
+    }
+    Ok(if output.counts.unreadable > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}
+
+fn source(args: &BackupArgs) -> anyhow::Result<Source> {
+    if let Some(name) = &args.stdin_name {
+        let name = EntryName::new(name.as_bytes()).map_err(|error| {
+            anyhow::anyhow!("--stdin-name {name:?} is not a file name: {error}")
+        })?;
+        return Ok(Source::Stream {
+            name,
+            command: args.command.clone(),
+        });
+    }
+    let cwd = std::env::current_dir().context("unable to find the working directory")?;
+    Ok(Source::Paths {
+        sources: Sources::resolve(&args.paths, &cwd)?,
+        excludes: Excludes::new(&args.exclude, &args.exclude_file)?,
+        one_file_system: args.one_file_system,
+    })
+}
+
+/// The newest snapshot of `host` with exactly these paths.
+async fn find_parent(
+    context: &AgentContext,
+    host: &str,
+    paths: &[RawPath],
+) -> anyhow::Result<Option<SnapshotId>> {
+    let snapshots = snapshot_select::list(&context.client, &Hosts::One(host.to_owned()))
+        .await
+        .context("unable to list this host's snapshots to find the parent")?;
+    Ok(snapshots
+        .into_iter()
+        .find(|item| {
+            let mut theirs = item.record.paths.clone();
+            theirs.sort();
+            theirs == paths
+        })
+        .map(|item| item.id))
+}
+
+fn summary(output: &JobOutput) -> SnapshotSummary {
+    let counts = &output.counts;
+    let upload = &output.upload;
+    let offered = upload.chunks + counts.tree_blobs + u64::from(output.error_log.is_some());
+    SnapshotSummary {
+        files: counts.files,
+        dirs: counts.dirs,
+        total_bytes: counts.total_bytes,
+        bytes_read: counts.bytes_read,
+        bytes_added: upload.bytes_new,
+        blobs_added: offered.saturating_sub(upload.blobs_deduplicated),
+        errors: output.errors,
+    }
+}
+
+/// The summary printed at the end (`--json` prints it as JSON).
+#[derive(Debug, Serialize)]
+struct Report {
+    snapshot_id: SnapshotId,
+    parent: Option<SnapshotId>,
+    #[serde(flatten)]
+    counts: Counts,
+    upload: UploadProgress,
+    errors: u64,
+    duration_seconds: f64,
+}
+
+impl Report {
+    fn human(&self) -> String {
+        let c = &self.counts;
+        let u = &self.upload;
+        let parent = self
+            .parent
+            .map_or_else(|| "none".to_owned(), |id| id.to_hex()[..16].to_owned());
+        let mut out = format!(
+            "snapshot {} saved (parent {parent})\n\
+             files: {} new, {} changed, {} unchanged ({} in all, {})\n\
+             dirs:  {} new, {} changed, {} unchanged\n\
+             read {}, added {} in {} new chunks; uploaded {} packs ({} data, {} tree), {}\n",
+            &self.snapshot_id.to_hex()[..16],
+            c.files_new,
+            c.files_changed,
+            c.files_unchanged,
+            c.files,
+            Bytes(c.total_bytes),
+            c.dirs_new,
+            c.dirs_changed,
+            c.dirs_unchanged,
+            Bytes(c.bytes_read),
+            Bytes(u.bytes_new),
+            u.chunks_new,
+            u.packs_uploaded,
+            u.data_packs_uploaded,
+            u.tree_packs_uploaded,
+            Bytes(u.bytes_uploaded),
+        );
+        if self.errors > 0 {
+            let _ = writeln!(
+                out,
+                "{} errors: {} unreadable (skipped), {} changed while read; see the warnings above",
+                self.errors, c.unreadable, c.changed_while_read
+            );
+        }
+        let _ = writeln!(out, "took {:.1} s", self.duration_seconds);
+        out
+    }
 }
