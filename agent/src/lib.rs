@@ -18,12 +18,17 @@
 //!   [`throttle`]: rates on the command line and their enforcement.
 
 pub mod api;
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod context;
 pub mod passphrase;
 pub mod profile;
+pub mod reader;
+pub mod restore;
 pub mod snapshot_select;
 pub mod throttle;
 pub mod transport;
 pub mod units;
+pub mod upload;
+pub mod verify;

@@ -1,0 +1,374 @@
+//! The real `stowage-server` binary on loopback, on one of the two stacks
+//! the issue names: embedded SQLite with the local object store, or a fresh
+//! PostgreSQL database with a fresh bucket on the S3 test server.
+//!
+//! The server is configured only through `STOWAGE_*` variables, as an
+//! operator would; it listens on port 0 and the harness reads the chosen
+//! address from its log. Tenants and enrollment tokens come from the
+//! binary's own admin commands. The harness also opens the same object store
+//! the server writes to (through the server crate's store code), so tests can
+//! count, read and damage the packs the server holds.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stowage_protocol::blob::BlobKind;
+use stowage_protocol::ids::PackId;
+use stowage_protocol::pack::{PackEntry, PackReader};
+use stowage_server::configuration::Settings;
+use stowage_server::storage::{ObjectKey, ObjectStore};
+use tempfile::TempDir;
+
+use crate::binaries;
+use crate::runtime::block_on;
+
+/// Which database and object store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite and the local object store in the data directory.
+    SqliteLocal,
+    /// A fresh PostgreSQL database and a fresh bucket on the S3 test server
+    /// (`STOWAGE_TEST_POSTGRES_URL`, `STOWAGE_TEST_S3_*`).
+    PostgresS3,
+}
+
+/// The owner password given to `tenant create`.
+const OWNER_PASSWORD: &str = "correct horse battery staple";
+
+/// A running server; it is killed and its files removed when dropped.
+#[derive(Debug)]
+pub struct TestServer {
+    child: Child,
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    env: Vec<(String, String)>,
+    store: Arc<dyn ObjectStore>,
+    log: PathBuf,
+    data_dir: TempDir,
+}
+
+impl TestServer {
+    /// Starts the server on `backend`, or returns `None` (with a note on
+    /// stderr) when the PostgreSQL + S3 services are not configured.
+    pub fn start(backend: Backend, test: &str) -> Option<Self> {
+        let data_dir = tempfile::tempdir().expect("a temp dir for the server");
+        let mut env = vec![
+            ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "STOWAGE_DATA_DIR".to_owned(),
+                data_dir
+                    .path()
+                    .to_str()
+                    .expect("a UTF-8 temp dir")
+                    .to_owned(),
+            ),
+            ("STOWAGE_LOG".to_owned(), "info".to_owned()),
+        ];
+        if backend == Backend::PostgresS3 {
+            env.extend(postgres_s3_env(test)?);
+        }
+        let settings = Settings::from_sources(None, &env.iter().cloned().collect())
+            .expect("the test settings are valid");
+        let store = block_on(stowage_server::storage::open(&settings.object_store))
+            .expect("the test object store opens");
+        let log = data_dir.path().join("server.log");
+        let child = spawn_logged(binaries::server(), &[], &env, &log);
+        let url = wait_for_address(&log);
+        Some(Self {
+            child,
+            url,
+            env,
+            store,
+            log,
+            data_dir,
+        })
+    }
+
+    /// The server's data directory (SQLite database, local objects, log).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The server's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `stowage-server ARGS` with the server's settings; returns stdout,
+    /// panicking with stderr when the command fails.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let output = Command::new(binaries::server())
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("STOWAGE_OWNER_PASSWORD", OWNER_PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the server binary runs");
+        assert!(
+            output.status.success(),
+            "stowage-server {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("admin output is UTF-8")
+    }
+
+    /// Creates tenant `name` (owner `owner@NAME.test`) with the admin command.
+    pub fn create_tenant(&self, name: &str) {
+        let email = format!("owner@{}.test", name.to_ascii_lowercase());
+        self.admin(&["tenant", "create", name, "--owner-email", &email]);
+    }
+
+    /// A fresh one-time enrollment token for tenant `name`.
+    pub fn token(&self, name: &str) -> String {
+        self.admin(&["token", "create", "--tenant", name])
+            .trim()
+            .to_owned()
+    }
+
+    /// Every pack object the server stores (all tenants), sorted by key.
+    pub fn pack_keys(&self) -> Vec<ObjectKey> {
+        block_on(self.store.list("tenants/"))
+            .expect("the store lists")
+            .into_iter()
+            .map(|meta| meta.key)
+            .filter(|key| key.as_str().contains("/packs/"))
+            .collect()
+    }
+
+    /// Every pack object with its size in bytes.
+    pub fn pack_sizes(&self) -> Vec<(ObjectKey, u64)> {
+        block_on(self.store.list("tenants/"))
+            .expect("the store lists")
+            .into_iter()
+            .filter(|meta| meta.key.as_str().contains("/packs/"))
+            .map(|meta| (meta.key, meta.size))
+            .collect()
+    }
+
+    /// The bytes of one stored object.
+    pub fn read_object(&self, key: &ObjectKey) -> Bytes {
+        block_on(self.store.get(key)).unwrap_or_else(|error| panic!("reading {key}: {error}"))
+    }
+
+    /// Replaces one stored object.
+    pub fn write_object(&self, key: &ObjectKey, bytes: Vec<u8>) {
+        block_on(self.store.put_bytes(key, Bytes::from(bytes)))
+            .unwrap_or_else(|error| panic!("writing {key}: {error}"));
+    }
+
+    /// Removes one stored object.
+    pub fn delete_object(&self, key: &ObjectKey) {
+        block_on(self.store.delete(key)).unwrap_or_else(|error| panic!("deleting {key}: {error}"));
+    }
+
+    /// The plaintext tables of every stored pack: its id and the ids and
+    /// kinds of its blobs.
+    pub fn pack_tables(&self) -> Vec<StoredPack> {
+        self.pack_keys()
+            .into_iter()
+            .map(|key| {
+                let bytes = self.read_object(&key);
+                let reader = PackReader::parse(&bytes)
+                    .unwrap_or_else(|error| panic!("stored pack {key} does not parse: {error}"));
+                StoredPack {
+                    id: pack_id_of(&key),
+                    blobs: reader.entries().to_vec(),
+                    size: bytes.len() as u64,
+                    key,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One pack in the server's store, as its plaintext table describes it.
+#[derive(Debug, Clone)]
+pub struct StoredPack {
+    /// The object's key.
+    pub key: ObjectKey,
+    /// The pack id (the key's last segment).
+    pub id: PackId,
+    /// Its table entries (kind, id, offset, length, refs), in table order.
+    pub blobs: Vec<PackEntry>,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl StoredPack {
+    /// The table entries of data chunks (not trees).
+    pub fn data_blobs(&self) -> impl Iterator<Item = &PackEntry> {
+        self.blobs
+            .iter()
+            .filter(|entry| entry.kind == BlobKind::Data)
+    }
+}
+
+/// The packs of `after` that are not in `before`.
+pub fn new_packs(before: &[StoredPack], after: &[StoredPack]) -> Vec<StoredPack> {
+    after
+        .iter()
+        .filter(|pack| before.iter().all(|old| old.id != pack.id))
+        .cloned()
+        .collect()
+}
+
+/// The pack id a pack key ends with.
+pub fn pack_id_of(key: &ObjectKey) -> PackId {
+    let hex = key.as_str().rsplit('/').next().unwrap_or_default();
+    hex.parse()
+        .unwrap_or_else(|error| panic!("pack key {key} does not end in a pack id: {error}"))
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary ARGS` with exactly `env`, its stdout and stderr in `log`.
+fn spawn_logged(binary: &Path, args: &[&str], env: &[(String, String)], log: &Path) -> Child {
+    let out = File::create(log).expect("the log file is created");
+    let err = out.try_clone().expect("the log file handle clones");
+    Command::new(binary)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|error| panic!("{} does not start: {error}", binary.display()))
+}
+
+/// Waits for the "listening on http://…" log line and returns the URL.
+fn wait_for_address(log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|line| line.contains("listening on http://"))
+        {
+            let url = line.rsplit("listening on ").next().unwrap_or_default();
+            return url
+                .split(|c: char| c.is_whitespace() || c == '"')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not log its address within 60 s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `STOWAGE_*` settings for a fresh PostgreSQL database and a fresh bucket,
+/// or `None` when the test services are not configured.
+fn postgres_s3_env(test: &str) -> Option<Vec<(String, String)>> {
+    let (Ok(admin_url), Ok(endpoint)) = (
+        std::env::var("STOWAGE_TEST_POSTGRES_URL"),
+        std::env::var("STOWAGE_TEST_S3_ENDPOINT"),
+    ) else {
+        eprintln!(
+            "note: {test}: PostgreSQL + S3 part skipped, STOWAGE_TEST_POSTGRES_URL or \
+             STOWAGE_TEST_S3_ENDPOINT is not set"
+        );
+        return None;
+    };
+    let var = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} must be set with STOWAGE_TEST_S3_ENDPOINT"))
+    };
+    let suffix = random_suffix();
+    let database = format!("e2e_{suffix}");
+    block_on(create_database(&admin_url, &database));
+    Some(vec![
+        (
+            "STOWAGE_DATABASE_URL".to_owned(),
+            with_database(&admin_url, &database),
+        ),
+        ("STOWAGE_S3_ENDPOINT".to_owned(), endpoint),
+        (
+            "STOWAGE_S3_BUCKET".to_owned(),
+            format!("stowage-e2e-{suffix}"),
+        ),
+        (
+            "STOWAGE_S3_REGION".to_owned(),
+            std::env::var("STOWAGE_TEST_S3_REGION").unwrap_or_else(|_| "us-east-1".to_owned()),
+        ),
+        (
+            "STOWAGE_S3_ACCESS_KEY".to_owned(),
+            var("STOWAGE_TEST_S3_ACCESS_KEY"),
+        ),
+        (
+            "STOWAGE_S3_SECRET_KEY".to_owned(),
+            var("STOWAGE_TEST_S3_SECRET_KEY"),
+        ),
+        ("STOWAGE_S3_PATH_STYLE".to_owned(), "true".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+    ])
+}
+
+async fn create_database(admin_url: &str, name: &str) {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("STOWAGE_TEST_POSTGRES_URL accepts connections");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("the test database can be created");
+}
+
+/// Replaces the database name in a `postgres://…/name?params` URL.
+fn with_database(url: &str, name: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[authority_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| authority_start + i);
+    let query = url[path_start..]
+        .find('?')
+        .map_or("", |i| &url[path_start + i..]);
+    format!("{}/{name}{query}", &url[..path_start])
+}
+
+/// 16 random lowercase hex digits (valid in database and bucket names).
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let seed = blake3::hash(format!("{nanos}-{}", std::process::id()).as_bytes());
+    bytes.copy_from_slice(&seed.as_bytes()[..8]);
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_name_of_a_postgres_url_is_replaced() {
+        assert_eq!(
+            with_database("postgres://u@h:5/postgres?sslmode=disable", "t1"),
+            "postgres://u@h:5/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5", "t1"),
+            "postgres://u@h:5/t1"
+        );
+    }
+}
