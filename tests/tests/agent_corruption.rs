@@ -10,9 +10,13 @@ use stowage_e2e::agent::{Agent, Tenant};
 use stowage_e2e::fixture;
 use stowage_e2e::server::{Backend, StoredPack, TestServer};
 use stowage_e2e::{on_both_backends, restored_root};
+use stowage_protocol::ids::PackId;
 
 fn a_flipped_bit_and_a_deleted_pack_are_reported_and_the_rest_restores(backend: Backend) {
-    // Arrange: five 12 MiB files of random data fill several data-only packs.
+    // Arrange: one small file backed up first, so its chunks sit in packs of
+    // their own that the damage below never touches (the upload pipeline
+    // mixes the chunks of files read at the same time into shared packs);
+    // then five 12 MiB files of random data fill several data-only packs.
     let Some(server) = TestServer::start(backend, "corruption") else {
         return;
     };
@@ -21,13 +25,22 @@ fn a_flipped_bit_and_a_deleted_pack_are_reported_and_the_rest_restores(backend: 
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("source");
     std::fs::create_dir(&root).unwrap();
-    let files: Vec<PathBuf> = (0..5)
+    let untouched = root.join("untouched.bin");
+    fixture::write_random(&untouched, "corrupt-untouched", 2 * 1024 * 1024);
+    agent.backup(&[&root]).expect_success();
+    let earlier: Vec<PackId> = server
+        .pack_tables()
+        .into_iter()
+        .map(|pack| pack.id)
+        .collect();
+    let mut files: Vec<PathBuf> = (0..5)
         .map(|i| {
             let path = root.join(format!("file-{i}.bin"));
             fixture::write_random(&path, &format!("corrupt-{i}"), 12 * 1024 * 1024);
             path
         })
         .collect();
+    files.push(untouched);
     agent.backup(&[&root]).expect_success();
     agent
         .run(&["verify", "--read-data", "--host", &agent.name])
@@ -36,6 +49,7 @@ fn a_flipped_bit_and_a_deleted_pack_are_reported_and_the_rest_restores(backend: 
         .pack_tables()
         .into_iter()
         .filter(|pack| pack.data_blobs().count() == pack.blobs.len())
+        .filter(|pack| !earlier.contains(&pack.id))
         .collect();
     assert!(
         data_only.len() >= 2,
