@@ -175,7 +175,7 @@ pub async fn verify(
                 if affected.len() < MAX_LISTED_AFFECTED {
                     affected.push(AffectedFile {
                         snapshot: *snapshot,
-                        path: walk::display_path(&walk::join(dir, entry.name.as_bytes())),
+                        path: walk::display_path(&crate::restore::join(dir, entry.name.as_bytes())),
                         blob: *blob,
                     });
                 }

@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 use super::problem::Problem;
 use crate::reader::RepoReader;
+use crate::restore::join;
 
 /// Trees fetched at once.
 const TREES_IN_FLIGHT: usize = 16;
@@ -89,17 +90,6 @@ pub async fn walk(
         }
     }
     (trees, problems)
-}
-
-/// `dir/name` as raw bytes; the root directory is the empty path.
-pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut path = Vec::with_capacity(dir.len() + 1 + name.len());
-    path.extend_from_slice(dir);
-    if !dir.is_empty() {
-        path.push(b'/');
-    }
-    path.extend_from_slice(name);
-    path
 }
 
 /// A raw path for people: `/` for the root, invalid UTF-8 shown escaped.
