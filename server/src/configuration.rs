@@ -17,8 +17,8 @@
 //! tls_key = "/etc/stowage/privkey.pem"
 //!
 //! [rate_limits]             # requests per second, and bursts on top
-//! agent_per_second = 50     # per agent credential
-//! agent_burst = 200
+//! agent_per_second = 250    # per agent credential
+//! agent_burst = 500
 //! address_per_second = 5    # per client address, for requests without a
 //! address_burst = 20        # valid credential (enrollment, failed logins)
 //!

@@ -302,16 +302,7 @@ impl ServerClient {
                 problem: "a range request was not answered with 206 Partial Content".into(),
             });
         }
-        let bytes = body_bytes(&what, response).await?;
-        let expected = range.end - range.start;
-        if bytes.len() as u64 != expected {
-            return Err(CallError::Protocol {
-                what,
-                status: status.as_u16(),
-                problem: format!("{} bytes arrived instead of {expected}", bytes.len()),
-            });
-        }
-        Ok(bytes)
+        body_exact(&what, response, range.end - range.start).await
     }
 
     /// `GET /packs/{pack}`: the whole pack.
@@ -428,6 +419,43 @@ async fn decode<T: DeserializeOwned>(
         status,
         problem: error.to_string(),
     })
+}
+
+/// A body that must be exactly `expected` bytes long, read into one buffer
+/// of that size: no growing and copying (a restore holds many such bodies
+/// at once, so a doubling buffer would double its memory), and a server
+/// sending more than it should is cut off at once.
+async fn body_exact(
+    what: &str,
+    mut response: reqwest::Response,
+    expected: u64,
+) -> Result<Bytes, CallError> {
+    let status = response.status().as_u16();
+    let wrong_length = |arrived: u64, what: &str| CallError::Protocol {
+        what: what.to_owned(),
+        status,
+        problem: format!("{arrived} bytes arrived instead of {expected}"),
+    };
+    let capacity = usize::try_from(expected).map_err(|_| wrong_length(0, what))?;
+    let mut body = bytes::BytesMut::with_capacity(capacity);
+    loop {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|source| CallError::Transport {
+                what: what.to_owned(),
+                source,
+            })?;
+        let Some(chunk) = chunk else { break };
+        if body.len() + chunk.len() > capacity {
+            return Err(wrong_length((body.len() + chunk.len()) as u64, what));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.len() != capacity {
+        return Err(wrong_length(body.len() as u64, what));
+    }
+    Ok(body.freeze())
 }
 
 async fn body_bytes(what: &str, response: reqwest::Response) -> Result<Bytes, CallError> {

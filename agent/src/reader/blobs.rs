@@ -1,5 +1,6 @@
 //! Reading blobs of one pack: coalesced range requests, then opening and
-//! id-checking each blob on a blocking thread.
+//! id-checking each blob on a blocking thread — at once ([`RepoReader::read_blobs`])
+//! or later, blob by blob ([`RepoReader::fetch_sealed`], [`RepoReader::open`]).
 
 use std::sync::Arc;
 
@@ -26,6 +27,38 @@ const MAX_DATA_PLAINTEXT: usize = 64 << 20;
 /// millions of chunks may pass the usual 4 MiB leaf limit).
 const MAX_TREE_PLAINTEXT: usize = MAX_PACK_SIZE;
 
+/// One blob fetched but not yet opened: its sealed bytes (a zero-copy
+/// slice of the range they came in), where it was, and its pack's key.
+///
+/// Holding sealed bytes rather than plaintext keeps a restore's read-ahead
+/// small: compressed chunks take a fraction of their plaintext's memory,
+/// and each is opened only when its file is ready to take it.
+#[derive(Clone)]
+pub struct SealedBlob {
+    location: BlobLocation,
+    key: DataKey,
+    bytes: Bytes,
+}
+
+impl std::fmt::Debug for SealedBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedBlob")
+            .field("location", &self.location)
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealedBlob {
+    /// Where the blob was read from.
+    pub const fn location(&self) -> &BlobLocation {
+        &self.location
+    }
+}
+
+/// One blob's sealed bytes, or why they could not be fetched.
+pub type SealedResult = (BlobId, Result<SealedBlob, ReadError>);
+
 impl RepoReader {
     /// Fetches and opens `blobs` of `pack` with as few range requests as
     /// possible (neighbours coalesced, several requests in flight). Each
@@ -42,12 +75,40 @@ impl RepoReader {
         pack: &PackId,
         blobs: &[BlobLocation],
     ) -> Result<Vec<BlobResult>, ReadError> {
+        let sealed = self.fetch_sealed(pack, blobs).await?;
+        let reader = self.clone();
+        Ok(tokio::task::spawn_blocking(move || {
+            let mut opener = BlobOpener::new();
+            sealed
+                .into_iter()
+                .map(|(id, blob)| (id, blob.and_then(|blob| reader.open(&mut opener, &blob))))
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic())))
+    }
+
+    /// Fetches the sealed bytes of `blobs` of `pack` without opening them,
+    /// with as few range requests as possible (neighbours coalesced, several
+    /// requests in flight); [`RepoReader::open`] opens each later. One
+    /// result per distinct blob, in pack-offset order; a range that fails
+    /// fails only its own blobs.
+    ///
+    /// # Errors
+    ///
+    /// Only failures that affect the whole pack: its data key cannot be read
+    /// or opened ([`RepoReader::data_key`]).
+    pub async fn fetch_sealed(
+        &self,
+        pack: &PackId,
+        blobs: &[BlobLocation],
+    ) -> Result<Vec<SealedResult>, ReadError> {
         if blobs.is_empty() {
             return Ok(Vec::new());
         }
         let key = self.data_key(pack).await?;
         let spans = ranges::coalesce(blobs, MAX_GAP, MAX_SPAN);
-        let mut by_span: Vec<(u64, Vec<BlobResult>)> = stream::iter(spans)
+        let mut by_span: Vec<(u64, Vec<SealedResult>)> = stream::iter(spans)
             .map(|span| {
                 let key = key.clone();
                 async move { (span.range.start, self.read_span(*pack, key, span).await) }
@@ -59,8 +120,19 @@ impl RepoReader {
         Ok(by_span.into_iter().flat_map(|(_, r)| r).collect())
     }
 
-    /// Fetches one coalesced range and opens its blobs.
-    async fn read_span(&self, pack: PackId, key: DataKey, span: Span) -> Vec<BlobResult> {
+    /// Opens a fetched blob (blocking: decrypts, decompresses with a size
+    /// cap, and checks the plaintext against its id) with `opener`, which a
+    /// thread opening many blobs keeps and reuses.
+    ///
+    /// # Errors
+    ///
+    /// [`ReadError::Blob`] when the blob is damaged or is not what its id says.
+    pub fn open(&self, opener: &mut BlobOpener, blob: &SealedBlob) -> Result<Vec<u8>, ReadError> {
+        open_one(&self.inner, opener, &blob.location, &blob.key, &blob.bytes)
+    }
+
+    /// Fetches one coalesced range and slices out its blobs.
+    async fn read_span(&self, pack: PackId, key: DataKey, span: Span) -> Vec<SealedResult> {
         if let Some(bad) = span.blobs.iter().find_map(|b| misplaced(&pack, b)) {
             // Refuse the whole span: its range came from the same bad answer.
             return span
@@ -94,10 +166,7 @@ impl RepoReader {
                     .collect();
             }
         };
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || open_span(&inner, &pack, &key, &span, &bytes))
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+        slice_span(&pack, &key, &span, &bytes)
     }
 }
 
@@ -122,28 +191,26 @@ fn misplaced(pack: &PackId, blob: &BlobLocation) -> Option<ReadError> {
     })
 }
 
-/// Opens every blob of a fetched span (blocking: decrypts, decompresses, hashes).
-fn open_span(
-    inner: &Inner,
-    pack: &PackId,
-    key: &DataKey,
-    span: &Span,
-    bytes: &Bytes,
-) -> Vec<BlobResult> {
-    let mut opener = BlobOpener::new();
+/// Cuts a fetched span into its blobs' sealed bytes (zero-copy).
+fn slice_span(pack: &PackId, key: &DataKey, span: &Span, bytes: &Bytes) -> Vec<SealedResult> {
     span.blobs
         .iter()
         .map(|blob| {
             let start = usize::try_from(u64::from(blob.offset) - span.range.start)
                 .expect("a span is shorter than a pack");
             let end = start + blob.length as usize;
-            let result = match bytes.get(start..end) {
-                None => Err(ReadError::BadLocation {
+            let result = if end <= bytes.len() {
+                Ok(SealedBlob {
+                    location: *blob,
+                    key: key.clone(),
+                    bytes: bytes.slice(start..end),
+                })
+            } else {
+                Err(ReadError::BadLocation {
                     pack: *pack,
                     blob: blob.id,
                     problem: format!("the range read back holds only {} bytes", bytes.len()),
-                }),
-                Some(sealed) => open_one(inner, &mut opener, pack, key, blob, sealed),
+                })
             };
             (blob.id, result)
         })
@@ -153,11 +220,11 @@ fn open_span(
 fn open_one(
     inner: &Inner,
     opener: &mut BlobOpener,
-    pack: &PackId,
-    key: &DataKey,
     blob: &BlobLocation,
+    key: &DataKey,
     sealed: &[u8],
 ) -> Result<Vec<u8>, ReadError> {
+    let pack = &blob.pack_id;
     let cap = match blob.kind {
         BlobKind::Data => MAX_DATA_PLAINTEXT,
         BlobKind::Tree => MAX_TREE_PLAINTEXT,

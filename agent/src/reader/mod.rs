@@ -29,6 +29,7 @@ use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::pack::{PACK_HEADER_LEN, PackHeader};
 use tokio::sync::OnceCell;
 
+pub use blobs::{BlobResult, SealedBlob, SealedResult};
 pub use error::ReadError;
 
 use crate::api::ServerClient;

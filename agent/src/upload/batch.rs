@@ -6,7 +6,7 @@
 //! (so the next batch can fill while this one is asked about), or 50 ms
 //! after its first id — whichever comes first. The wait keeps a backup of
 //! many small files to at most 20 queries a second, well inside the
-//! server's default per-agent budget of 50 requests a second that pack
+//! server's default per-agent budget of 250 requests a second that pack
 //! uploads share; it costs no throughput, because callers keep filling the
 //! next batch meanwhile, and none at the end, because finishing sends the
 //! last batch at once. Blobs the server

@@ -31,16 +31,16 @@
 //!
 //! Bounded whatever the amount of data, by:
 //! - plaintext in flight (queued, waiting for the `missing` answer, or
-//!   waiting for a seal thread): at most [`PLAINTEXT_BUDGET`] (64 MiB)
+//!   waiting for a seal thread): at most [`PLAINTEXT_BUDGET`] (32 MiB)
 //!   ([`budget`]); callers wait when it is spent;
 //! - each caller thread's chunking window: up to twice the maximum chunk
 //!   size (16 MiB with the default 8 MiB maximum), reused across streams;
-//! - packs: one open data pack per seal thread plus one tree pack, each up
-//!   to the target size plus one blob (~16–24 MiB), one finished pack per
-//!   seal thread waiting for an upload slot, and `uploads_in_flight` packs
-//!   being sent. With 2 seal threads and 3 uploads that is at most about
-//!   8 packs, typically far fewer because open packs only touch the pages
-//!   they fill;
+//! - packs: one open data pack shared by the seal threads plus one tree
+//!   pack, each up to the target size plus one blob (~16–24 MiB), one
+//!   finished pack per seal thread waiting for an upload slot, and
+//!   `uploads_in_flight` packs being sent. With 2 seal threads and 2
+//!   uploads that is at most about 6 packs, typically far fewer because
+//!   open packs only touch the pages they fill;
 //! - the seen set, the only part growing with the data: 32 bytes of id plus
 //!   hash-table overhead, 37–75 bytes per distinct blob depending on the
 //!   table's fill — about 50 MB per million chunks (~1 TB of unique data at
@@ -83,7 +83,7 @@ use crate::throttle::Throttle;
 use crate::units::Rate;
 
 /// Plaintext bytes queued in the engine at most (see "Memory" above).
-pub const PLAINTEXT_BUDGET: u64 = 64 * 1024 * 1024;
+pub const PLAINTEXT_BUDGET: u64 = 32 * 1024 * 1024;
 
 /// How the engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +98,12 @@ pub struct UploadOptions {
 }
 
 impl Default for UploadOptions {
-    /// 3 uploads in flight, a seal thread per available core.
+    /// 2 uploads in flight (on loopback a third bought no speed, only a
+    /// pack's worth of memory), a seal thread per available core.
     fn default() -> Self {
         Self {
             limit_upload: None,
-            uploads_in_flight: 3,
+            uploads_in_flight: 2,
             seal_threads: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
         }
     }
@@ -177,6 +178,7 @@ impl Uploader {
             public_key: keys.public_key,
             compression: repo.compression(),
             target: usize::try_from(repo.pack_target_size).unwrap_or(usize::MAX),
+            data: Mutex::default(),
             trees: Mutex::new(None),
         });
         let threads = options.seal_threads.max(1);
@@ -343,7 +345,7 @@ impl Uploader {
                 problem: format!("{name} panicked"),
             });
         }
-        self.sealing.flush_trees();
+        self.sealing.flush();
         self.uploads.wait_all();
         match self.shared.failure() {
             None => Ok(self.progress()),

@@ -31,6 +31,24 @@ pub(super) struct OpenPack {
     scratch: Vec<u8>,
 }
 
+/// Compresses and seals one blob of `kind` under `key` onto the end of
+/// `out`; returns the sealed length.
+pub(super) fn seal_blob(
+    sealer: &mut BlobSealer,
+    key: &DataKey,
+    kind: BlobKind,
+    id: BlobId,
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, UploadError> {
+    let mut nonce = [0u8; 24];
+    getrandom::fill(&mut nonce).map_err(|error| UploadError::Engine {
+        what: "random source",
+        problem: error.to_string(),
+    })?;
+    Ok(sealer.seal_into(key, &id, kind, plaintext, nonce, out))
+}
+
 /// A closed pack, ready to upload.
 #[derive(Debug)]
 pub(super) struct FinishedPack {
@@ -85,24 +103,30 @@ impl OpenPack {
         plaintext: &[u8],
         refs: &[BlobId],
     ) -> Result<usize, UploadError> {
-        let mut nonce = [0u8; 24];
-        getrandom::fill(&mut nonce).map_err(|error| UploadError::Engine {
-            what: "random source",
-            problem: error.to_string(),
-        })?;
-        self.scratch.clear();
-        let length = sealer.seal_into(
-            &self.key,
-            &id,
-            self.kind,
-            plaintext,
-            nonce,
-            &mut self.scratch,
-        );
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let added = seal_blob(sealer, &self.key, self.kind, id, plaintext, &mut scratch)
+            .and_then(|length| self.add_sealed(id, &scratch, refs).map(|()| length));
+        self.scratch = scratch;
+        added
+    }
+
+    /// The key this pack's blobs are sealed with, for sealing outside the
+    /// lock that guards a shared pack ([`seal_blob`], then [`Self::add_sealed`]).
+    pub const fn key(&self) -> &DataKey {
+        &self.key
+    }
+
+    /// Appends a blob already sealed with [`Self::key`].
+    pub fn add_sealed(
+        &mut self,
+        id: BlobId,
+        sealed: &[u8],
+        refs: &[BlobId],
+    ) -> Result<(), UploadError> {
         self.writer
-            .add(self.kind, id, &self.scratch, refs)
-            .map_err(UploadError::Pack)?;
-        Ok(length)
+            .add(self.kind, id, sealed, refs)
+            .map_err(UploadError::Pack)
     }
 
     /// Whether the pack reached its target size and should be closed.

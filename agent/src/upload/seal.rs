@@ -1,17 +1,25 @@
 //! The seal pool: threads that compress and encrypt blobs into packs.
 //!
-//! Each thread keeps its own open data pack (no lock on the hot path, one
-//! zstd context per thread); tree blobs, few and small, go into one tree
-//! pack shared under a lock so a backup makes as few tree packs as possible.
-//! A full pack is finished (table, trailer, BLAKE3 id) on the thread that
-//! filled it and handed to the uploads.
+//! Every thread seals data blobs into one shared open data pack, so a
+//! backup holds one open data pack whatever its thread count (each is up
+//! to the 16 MiB target) and a small incremental run makes one data pack,
+//! not one per thread. The heavy work stays off the lock: a thread takes
+//! the open pack's key under the lock, compresses and encrypts into its own
+//! buffer, and locks again only to append the sealed bytes. If the pack was
+//! closed meanwhile (another thread filled it), the blob is sealed again
+//! under the next pack's key — a few blobs per pack at most, since a pack
+//! holds about sixteen 1 MiB chunks and is closed by one thread at a time.
+//! Tree blobs, few and small, go into one shared tree pack the same way but
+//! sealed under its lock. A full pack is finished (table, trailer, BLAKE3
+//! id) outside the lock by the thread that filled it, and handed to the
+//! uploads.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
 use stowage_protocol::blob::{BlobKind, BlobSealer, Compression};
 use stowage_protocol::crypto::RecoveryPublicKey;
 
-use super::pack::OpenPack;
+use super::pack::{OpenPack, seal_blob};
 use super::progress::add;
 use super::send::Uploads;
 use super::state::Shared;
@@ -26,22 +34,33 @@ pub(super) struct Sealing {
     pub compression: Compression,
     /// The repository's pack target size.
     pub target: usize,
+    /// The open data pack, shared by every thread.
+    pub data: Mutex<DataSlot>,
     /// The open tree pack, shared by every thread.
     pub trees: Mutex<Option<OpenPack>>,
 }
 
+/// The shared open data pack, and how many data packs were opened so far
+/// (a thread that sealed under one pack's key appends only if that pack
+/// is still the open one).
+#[derive(Debug, Default)]
+pub(super) struct DataSlot {
+    generation: u64,
+    pack: Option<OpenPack>,
+}
+
 impl Sealing {
     /// One seal thread's loop: until every sender is gone, seal what
-    /// arrives; then close this thread's data pack.
+    /// arrives (the last pack is closed by [`Self::flush`]).
     pub fn run(&self, blobs: &flume::Receiver<Blob>) {
         let mut sealer = BlobSealer::new(self.compression);
-        let mut data: Option<OpenPack> = None;
+        let mut scratch = Vec::new();
         for blob in blobs {
             if self.shared.is_stopped() {
                 continue;
             }
             let closed = match blob.kind {
-                BlobKind::Data => self.seal(&mut sealer, &mut data, blob),
+                BlobKind::Data => self.seal_data(&mut sealer, &mut scratch, blob),
                 BlobKind::Tree => {
                     let mut trees = self.trees.lock().unwrap_or_else(PoisonError::into_inner);
                     self.seal(&mut sealer, &mut trees, blob)
@@ -52,21 +71,80 @@ impl Sealing {
                 Err(error) => self.shared.fail(error),
             }
         }
-        if let Some(pack) = data.take() {
-            self.close(pack);
-        }
     }
 
-    /// Closes the shared tree pack (after every seal thread has ended).
-    pub fn flush_trees(&self) {
-        let pack = self
+    /// Closes the open data and tree packs (after every seal thread has ended).
+    pub fn flush(&self) {
+        let data = self
+            .data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pack
+            .take();
+        let trees = self
             .trees
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        if let Some(pack) = pack {
+        for pack in data.into_iter().chain(trees) {
             self.close(pack);
         }
+    }
+
+    /// Seals a data blob outside the lock and appends it to the shared data
+    /// pack; returns the packs to close (the one it did not fit in, the one
+    /// it filled).
+    fn seal_data(
+        &self,
+        sealer: &mut BlobSealer,
+        scratch: &mut Vec<u8>,
+        blob: Blob,
+    ) -> Result<Vec<OpenPack>, UploadError> {
+        let mut closed = Vec::new();
+        loop {
+            let (generation, key) = {
+                let mut slot = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+                if slot.pack.is_none() {
+                    slot.pack = Some(OpenPack::new(
+                        BlobKind::Data,
+                        &self.public_key,
+                        self.target,
+                    )?);
+                    slot.generation += 1;
+                }
+                let pack = slot.pack.as_ref().expect("opened above");
+                (slot.generation, pack.key().clone())
+            };
+            scratch.clear();
+            let length = seal_blob(
+                sealer,
+                &key,
+                BlobKind::Data,
+                blob.id,
+                &blob.plaintext,
+                scratch,
+            )?;
+            let mut slot = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.generation != generation {
+                continue; // closed meanwhile: seal again under the open pack's key
+            }
+            let Some(pack) = slot.pack.as_mut() else {
+                continue;
+            };
+            if !pack.fits(blob.plaintext.len(), 0) {
+                closed.extend(slot.pack.take());
+                continue;
+            }
+            pack.add_sealed(blob.id, scratch, &[])?;
+            add(&self.shared.counters.bytes_sealed, length as u64);
+            if pack.is_full() {
+                closed.extend(slot.pack.take());
+            }
+            break;
+        }
+        // The plaintext and its budget lease go now, before any upload wait.
+        drop(blob);
+        Ok(closed)
     }
 
     /// Seals `blob` into the pack in `slot` (opening one if needed) and
