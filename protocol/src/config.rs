@@ -9,7 +9,7 @@
 //! {"format":"stowage-repo","version":1,
 //!  "chunker":{"algorithm":"fastcdc-v2020","min_size":524288,"avg_size":1048576,
 //!             "max_size":8388608,"normalization":1,"seeded":true},
-//!  "pack_target_size":16777216,"zstd_level":3}
+//!  "pack_target_size":16777216,"zstd_level":2}
 //! ```
 //! `format` and `version` are checked first, so a future or foreign file
 //! fails with a message about that rather than about some field.
@@ -25,6 +25,12 @@ use crate::pack::{MAX_PACK_SIZE, TARGET_PACK_SIZE};
 pub const REPO_CONFIG_FORMAT: &str = "stowage-repo";
 /// The `version` this build writes and reads.
 pub const REPO_CONFIG_VERSION: u32 = 1;
+/// The zstd level new repositories get. Level 2 rather than zstd's usual 3:
+/// compression is two thirds of a backup's CPU, and on 1.5 GB of real
+/// files (system libraries, a Rust toolchain, /usr/share) level 2
+/// compressed 1.5× faster for 4 % more bytes. An existing repository keeps
+/// the level its config names.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 2;
 /// Smallest pack target accepted: below this, request costs dominate.
 pub const MIN_PACK_TARGET_SIZE: u64 = 1024 * 1024;
 
@@ -47,7 +53,7 @@ impl Default for RepoConfig {
             chunker: ChunkerParams::DEFAULT,
             chunker_seeded: true,
             pack_target_size: TARGET_PACK_SIZE as u64,
-            zstd_level: 3,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
         }
     }
 }
@@ -292,7 +298,10 @@ mod tests {
             ),
             "{json}"
         );
-        assert_eq!(config.compression(), Compression::DEFAULT);
+        assert_eq!(
+            config.compression(),
+            Compression::zstd(DEFAULT_ZSTD_LEVEL).unwrap()
+        );
     }
 
     #[test]
@@ -327,7 +336,11 @@ mod tests {
             RepoConfig::from_json(odd.as_bytes()),
             Err(ConfigError::Chunker(_))
         ));
-        let level = good.replace("\"zstd_level\":3", "\"zstd_level\":99");
+        let level = good.replace(
+            &format!("\"zstd_level\":{DEFAULT_ZSTD_LEVEL}"),
+            "\"zstd_level\":99",
+        );
+        assert_ne!(level, good);
         assert!(matches!(
             RepoConfig::from_json(level.as_bytes()),
             Err(ConfigError::Zstd(_))

@@ -35,12 +35,10 @@
 //!   ([`budget`]); callers wait when it is spent;
 //! - each caller thread's chunking window: up to twice the maximum chunk
 //!   size (16 MiB with the default 8 MiB maximum), reused across streams;
-//! - packs: one open data pack shared by the seal threads plus one tree
-//!   pack, each up to the target size plus one blob (~16–24 MiB), one
-//!   finished pack per seal thread waiting for an upload slot, and
-//!   `uploads_in_flight` packs being sent. With 2 seal threads and 2
-//!   uploads that is at most about 6 packs, typically far fewer because
-//!   open packs only touch the pages they fill;
+//! - packs: `uploads_in_flight + 1` data packs at most (one open, shared by
+//!   the seal threads; the others waiting for an upload slot or being
+//!   sent), plus one tree pack, each up to the target size plus one blob
+//!   (~16–24 MiB): with 2 uploads, at most 3 data packs;
 //! - the seen set, the only part growing with the data: 32 bytes of id plus
 //!   hash-table overhead, 37–75 bytes per distinct blob depending on the
 //!   table's fill — about 50 MB per million chunks (~1 TB of unique data at
@@ -179,6 +177,7 @@ impl Uploader {
             compression: repo.compression(),
             target: usize::try_from(repo.pack_target_size).unwrap_or(usize::MAX),
             data: Mutex::default(),
+            data_packs: ByteBudget::new(options.uploads_in_flight.max(1) as u64 + 1),
             trees: Mutex::new(None),
         });
         let threads = options.seal_threads.max(1);

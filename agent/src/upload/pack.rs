@@ -10,6 +10,8 @@
 use stowage_protocol::blob::{BlobKind, BlobSealer, SEALED_BLOB_OVERHEAD};
 use stowage_protocol::crypto::{DataKey, RecoveryPublicKey, seal_data_key_random};
 use stowage_protocol::ids::{BlobId, PackId};
+
+use super::budget::Lease;
 use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PackWriter};
 
 use super::UploadError;
@@ -29,6 +31,9 @@ pub(super) struct OpenPack {
     target: usize,
     /// Reused buffer for one sealed blob.
     scratch: Vec<u8>,
+    /// Data packs: this pack's place among the data packs the engine may
+    /// hold at once, kept until its upload ends.
+    place: Option<Lease>,
 }
 
 /// Compresses and seals one blob of `kind` under `key` onto the end of
@@ -56,6 +61,8 @@ pub(super) struct FinishedPack {
     pub id: PackId,
     pub bytes: Vec<u8>,
     pub blobs: usize,
+    /// The open pack's place, given back when the upload ends.
+    pub place: Option<Lease>,
 }
 
 impl OpenPack {
@@ -80,7 +87,14 @@ impl OpenPack {
             writer: PackWriter::with_capacity(&sealed_key, capacity),
             target,
             scratch: Vec::new(),
+            place: None,
         })
+    }
+
+    /// This pack, holding `place` until its upload ends.
+    pub fn holding(mut self, place: Lease) -> Self {
+        self.place = Some(place);
+        self
     }
 
     /// Whether a blob of `plaintext_len` bytes with `refs` references is
@@ -139,14 +153,16 @@ impl OpenPack {
     }
 
     /// Writes the table and trailer and names the pack.
-    pub fn finish(self) -> FinishedPack {
+    pub fn finish(mut self) -> FinishedPack {
         let blobs = self.writer.blob_count();
+        let place = self.place.take();
         let (id, bytes) = self.writer.finish();
         FinishedPack {
             kind: self.kind,
             id,
             bytes,
             blobs,
+            place,
         }
     }
 }

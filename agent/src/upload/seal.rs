@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use stowage_protocol::blob::{BlobKind, BlobSealer, Compression};
 use stowage_protocol::crypto::RecoveryPublicKey;
 
+use super::budget::ByteBudget;
 use super::pack::{OpenPack, seal_blob};
 use super::progress::add;
 use super::send::Uploads;
@@ -36,6 +37,10 @@ pub(super) struct Sealing {
     pub target: usize,
     /// The open data pack, shared by every thread.
     pub data: Mutex<DataSlot>,
+    /// One unit per data pack held at once (open, waiting for an upload
+    /// slot, or uploading): `uploads_in_flight + 1`, so a fast seal pool
+    /// waits for the uploads instead of piling finished packs up in memory.
+    pub data_packs: Arc<ByteBudget>,
     /// The open tree pack, shared by every thread.
     pub trees: Mutex<Option<OpenPack>>,
 }
@@ -92,8 +97,8 @@ impl Sealing {
     }
 
     /// Seals a data blob outside the lock and appends it to the shared data
-    /// pack; returns the packs to close (the one it did not fit in, the one
-    /// it filled).
+    /// pack; returns the pack it filled, to close. (A pack the blob does not
+    /// fit in is closed at once, before waiting for the next pack's place.)
     fn seal_data(
         &self,
         sealer: &mut BlobSealer,
@@ -105,12 +110,16 @@ impl Sealing {
             let (generation, key) = {
                 let mut slot = self.data.lock().unwrap_or_else(PoisonError::into_inner);
                 if slot.pack.is_none() {
-                    slot.pack = Some(OpenPack::new(
-                        BlobKind::Data,
-                        &self.public_key,
-                        self.target,
-                    )?);
-                    slot.generation += 1;
+                    // Wait for a place off the lock: the uploads that give
+                    // places back never need it.
+                    drop(slot);
+                    let place = self.data_packs.acquire(1);
+                    slot = self.data.lock().unwrap_or_else(PoisonError::into_inner);
+                    if slot.pack.is_none() {
+                        let pack = OpenPack::new(BlobKind::Data, &self.public_key, self.target)?;
+                        slot.pack = Some(pack.holding(place));
+                        slot.generation += 1;
+                    }
                 }
                 let pack = slot.pack.as_ref().expect("opened above");
                 (slot.generation, pack.key().clone())
@@ -132,7 +141,13 @@ impl Sealing {
                 continue;
             };
             if !pack.fits(blob.plaintext.len(), 0) {
-                closed.extend(slot.pack.take());
+                // Submitted before waiting for the next pack's place, which
+                // only an ending upload can give back.
+                let full = slot.pack.take();
+                drop(slot);
+                if let Some(pack) = full {
+                    self.close(pack);
+                }
                 continue;
             }
             pack.add_sealed(blob.id, scratch, &[])?;

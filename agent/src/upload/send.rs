@@ -112,6 +112,7 @@ async fn upload(
         id,
         bytes,
         blobs,
+        place: _place,
     } = pack;
     let len = bytes.len();
     throttle.take(len as u64).await;

@@ -17,7 +17,8 @@ pub struct Compression(Option<i32>);
 impl Compression {
     /// Store plaintext as is.
     pub const NONE: Self = Self(None);
-    /// zstd level 3, the format's default.
+    /// zstd level 3, zstd's own default (new repositories name
+    /// [`crate::config::DEFAULT_ZSTD_LEVEL`] in their config).
     pub const DEFAULT: Self = Self(Some(3));
 
     /// zstd at `level` (zstd's own range, negative levels included).
