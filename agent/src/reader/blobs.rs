@@ -128,7 +128,31 @@ impl RepoReader {
     ///
     /// [`ReadError::Blob`] when the blob is damaged or is not what its id says.
     pub fn open(&self, opener: &mut BlobOpener, blob: &SealedBlob) -> Result<Vec<u8>, ReadError> {
-        open_one(&self.inner, opener, &blob.location, &blob.key, &blob.bytes)
+        let mut plain = Vec::new();
+        self.open_into(opener, blob, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// [`Self::open`] into `plain` (cleared first), for a thread opening
+    /// many blobs through one buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::open`].
+    pub fn open_into(
+        &self,
+        opener: &mut BlobOpener,
+        blob: &SealedBlob,
+        plain: &mut Vec<u8>,
+    ) -> Result<(), ReadError> {
+        open_one(
+            &self.inner,
+            opener,
+            &blob.location,
+            &blob.key,
+            &blob.bytes,
+            plain,
+        )
     }
 
     /// Fetches one coalesced range and slices out its blobs.
@@ -223,7 +247,8 @@ fn open_one(
     blob: &BlobLocation,
     key: &DataKey,
     sealed: &[u8],
-) -> Result<Vec<u8>, ReadError> {
+    plain: &mut Vec<u8>,
+) -> Result<(), ReadError> {
     let pack = &blob.pack_id;
     let cap = match blob.kind {
         BlobKind::Data => MAX_DATA_PLAINTEXT,
@@ -234,9 +259,8 @@ fn open_one(
         blob: blob.id,
         source: Arc::new(source),
     };
-    let plain = opener
-        .open(key, &blob.id, blob.kind, sealed, cap)
+    opener
+        .open_into(key, &blob.id, blob.kind, sealed, cap, plain)
         .map_err(damaged)?;
-    verify_blob_id(&inner.keys.id_key, &blob.id, blob.kind, &plain).map_err(damaged)?;
-    Ok(plain)
+    verify_blob_id(&inner.keys.id_key, &blob.id, blob.kind, plain).map_err(damaged)
 }

@@ -10,6 +10,8 @@ use crate::ids::BlobId;
 pub struct BlobOpener {
     /// Reused between blobs to avoid reallocating its tables.
     decompressor: zstd::bulk::Decompressor<'static>,
+    /// Reused buffer for a compressed blob's decrypted body.
+    compressed: Vec<u8>,
 }
 
 impl BlobOpener {
@@ -22,6 +24,7 @@ impl BlobOpener {
         Self {
             decompressor: zstd::bulk::Decompressor::new()
                 .expect("zstd allocates a decompression context"),
+            compressed: Vec::new(),
         }
     }
 
@@ -46,6 +49,37 @@ impl BlobOpener {
         sealed: &[u8],
         max_plaintext_len: usize,
     ) -> Result<Vec<u8>, BlobError> {
+        let mut plain = Vec::new();
+        self.open_into(
+            data_key,
+            id,
+            expected_kind,
+            sealed,
+            max_plaintext_len,
+            &mut plain,
+        )?;
+        Ok(plain)
+    }
+
+    /// [`Self::open`] into `plain` (cleared first), so a caller opening many
+    /// blobs reuses one buffer: the plaintext is written where it will be
+    /// read, and memory stays at one blob's worth however many are opened.
+    /// A compressed body is decompressed into exactly the size its zstd
+    /// frame declares (never more than `max_plaintext_len`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::open`].
+    pub fn open_into(
+        &mut self,
+        data_key: &DataKey,
+        id: &BlobId,
+        expected_kind: BlobKind,
+        sealed: &[u8],
+        max_plaintext_len: usize,
+        plain: &mut Vec<u8>,
+    ) -> Result<(), BlobError> {
+        plain.clear();
         let header = BlobHeader::parse(id, sealed)?;
         if header.kind != expected_kind {
             return Err(BlobError::WrongKind {
@@ -67,25 +101,50 @@ impl BlobOpener {
 
         let (body, tag) = sealed[BLOB_HEADER_LEN..].split_at(body_len);
         let tag = chacha20poly1305::Tag::try_from(tag).expect("the tag is 16 bytes");
-        let mut plain = body.to_vec();
+        let decrypted = if header.compressed {
+            &mut self.compressed
+        } else {
+            &mut *plain
+        };
+        decrypted.clear();
+        decrypted.extend_from_slice(body);
         cipher(data_key.as_bytes())
             .decrypt_inout_detached(
                 &header.nonce.into(),
                 &associated_data(sealed, id),
-                plain.as_mut_slice().into(),
+                decrypted.as_mut_slice().into(),
                 &tag,
             )
             .map_err(|_| BlobError::Authentication { id: *id })?;
         if !header.compressed {
-            return Ok(plain);
+            return Ok(());
         }
+        let bomb = |reason: String| BlobError::Decompress {
+            id: *id,
+            max: max_plaintext_len,
+            reason,
+        };
+        // The frame's declared size, when it has one, is the exact size to
+        // reserve; a declared size over the cap is refused before any
+        // allocation, and a frame declaring less than it holds fails below.
+        let capacity = match zstd::zstd_safe::get_frame_content_size(&self.compressed) {
+            Ok(Some(declared)) if declared > max_plaintext_len as u64 => {
+                return Err(bomb(format!("its frame declares {declared} bytes")));
+            }
+            Ok(Some(declared)) => usize::try_from(declared).unwrap_or(max_plaintext_len),
+            _ => max_plaintext_len,
+        };
+        plain.reserve_exact(capacity);
         self.decompressor
-            .decompress(&plain, max_plaintext_len)
-            .map_err(|err| BlobError::Decompress {
-                id: *id,
-                max: max_plaintext_len,
-                reason: err.to_string(),
-            })
+            .decompress_to_buffer(&self.compressed, plain)
+            .map_err(|err| bomb(err.to_string()))?;
+        // A reused buffer may be larger than this call's cap.
+        if plain.len() > max_plaintext_len {
+            let len = plain.len();
+            plain.clear();
+            return Err(bomb(format!("it opens to {len} bytes")));
+        }
+        Ok(())
     }
 }
 
@@ -246,6 +305,96 @@ mod tests {
                 .len(),
             4 << 20
         );
+    }
+
+    #[test]
+    fn one_buffer_serves_many_blobs_and_a_big_reused_buffer_does_not_lift_the_cap() {
+        // Arrange: a compressed blob, a stored (incompressible) one, and a
+        // frame without a content size, all opened into one buffer.
+        let mut opener = BlobOpener::new();
+        let mut plain = Vec::new();
+        let big_id = BlobId::from_bytes([1; 32]);
+        let big = b"restore me ".repeat(100_000);
+        let big_sealed = seal_blob(
+            &key(),
+            &big_id,
+            BlobKind::Data,
+            &big,
+            Compression::DEFAULT,
+            [1; 24],
+        );
+        let small_id = BlobId::from_bytes([2; 32]);
+        let small: Vec<u8> = (0..512u32)
+            .map(|i| blake3::hash(&i.to_le_bytes()).as_bytes()[0])
+            .collect();
+        let small_sealed = seal_blob(
+            &key(),
+            &small_id,
+            BlobKind::Data,
+            &small,
+            Compression::DEFAULT,
+            [2; 24],
+        );
+        let unsized_id = BlobId::from_bytes([3; 32]);
+        let mut frame = Vec::new();
+        let mut encoder = zstd::stream::write::Encoder::new(&mut frame, 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, &vec![7u8; 300_000]).unwrap();
+        encoder.finish().unwrap();
+        let unsized_sealed = forge_compressed(&unsized_id, [0; 24], frame);
+
+        // Act + Assert: each opening leaves exactly its plaintext.
+        opener
+            .open_into(
+                &key(),
+                &big_id,
+                BlobKind::Data,
+                &big_sealed,
+                2 << 20,
+                &mut plain,
+            )
+            .unwrap();
+        assert_eq!(plain, big);
+        opener
+            .open_into(
+                &key(),
+                &small_id,
+                BlobKind::Data,
+                &small_sealed,
+                2 << 20,
+                &mut plain,
+            )
+            .unwrap();
+        assert_eq!(plain, small);
+        // The buffer now holds over a megabyte of capacity; a 300 kB frame
+        // without a declared size must still fail a 100 kB cap.
+        assert!(plain.capacity() > 1 << 20);
+        let err = opener
+            .open_into(
+                &key(),
+                &unsized_id,
+                BlobKind::Data,
+                &unsized_sealed,
+                100_000,
+                &mut plain,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(err, BlobError::Decompress { max: 100_000, .. }),
+            "{err}"
+        );
+        assert!(plain.is_empty());
+        opener
+            .open_into(
+                &key(),
+                &unsized_id,
+                BlobKind::Data,
+                &unsized_sealed,
+                300_000,
+                &mut plain,
+            )
+            .unwrap();
+        assert_eq!(plain, vec![7u8; 300_000]);
     }
 
     #[test]
