@@ -269,6 +269,17 @@ mod tests {
         sealed
     }
 
+    /// A zstd frame of `content` that does not declare its size, so the
+    /// opener cannot size its buffer from the header.
+    fn frame_without_size(content: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        let mut encoder = zstd::stream::write::Encoder::new(&mut frame, 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, content).unwrap();
+        encoder.finish().unwrap();
+        frame
+    }
+
     #[test]
     fn a_decompression_bomb_fails_without_allocating_past_the_cap() {
         // Arrange: a validly sealed zstd frame of 64 MiB of zeros, hand-built
@@ -291,12 +302,7 @@ mod tests {
     #[test]
     fn a_frame_without_content_size_is_still_capped() {
         let id = BlobId::from_bytes([4; 32]);
-        let mut frame = Vec::new();
-        let mut encoder = zstd::stream::write::Encoder::new(&mut frame, 3).unwrap();
-        encoder.include_contentsize(false).unwrap();
-        std::io::Write::write_all(&mut encoder, &vec![0u8; 4 << 20]).unwrap();
-        encoder.finish().unwrap();
-        let sealed = forge_compressed(&id, [0; 24], frame);
+        let sealed = forge_compressed(&id, [0; 24], frame_without_size(&vec![0u8; 4 << 20]));
 
         assert!(open_blob(&key(), &id, BlobKind::Data, &sealed, 1 << 20).is_err());
         assert_eq!(
@@ -336,12 +342,11 @@ mod tests {
             [2; 24],
         );
         let unsized_id = BlobId::from_bytes([3; 32]);
-        let mut frame = Vec::new();
-        let mut encoder = zstd::stream::write::Encoder::new(&mut frame, 3).unwrap();
-        encoder.include_contentsize(false).unwrap();
-        std::io::Write::write_all(&mut encoder, &vec![7u8; 300_000]).unwrap();
-        encoder.finish().unwrap();
-        let unsized_sealed = forge_compressed(&unsized_id, [0; 24], frame);
+        let unsized_sealed = forge_compressed(
+            &unsized_id,
+            [0; 24],
+            frame_without_size(&vec![7u8; 300_000]),
+        );
 
         // Act + Assert: each opening leaves exactly its plaintext.
         opener
