@@ -421,23 +421,22 @@ impl<'a> Writer<'a> {
             let failure = match blobs.get(id) {
                 Some(Ok(_)) if !open.failures.is_empty() => None,
                 Some(Ok(sealed)) => {
-                    match self
+                    let file = open.file.as_ref().expect("open until finished");
+                    let written = self
                         .reader
                         .open_into(&mut self.opener, sealed, &mut self.plain)
-                    {
+                        .map_err(|error| error.to_string())
+                        .and_then(|()| {
+                            sparse::write_sparse(file, open.offset, &self.plain)
+                                .map_err(|error| format!("writing failed - {error}"))
+                        });
+                    match written {
                         Ok(()) => {
-                            let plain = &self.plain;
-                            let file = open.file.as_ref().expect("open until finished");
-                            match sparse::write_sparse(file, open.offset, plain) {
-                                Ok(()) => {
-                                    open.offset += plain.len() as u64;
-                                    self.progress.add_bytes(plain.len() as u64);
-                                    None
-                                }
-                                Err(error) => Some(format!("writing failed - {error}")),
-                            }
+                            open.offset += self.plain.len() as u64;
+                            self.progress.add_bytes(self.plain.len() as u64);
+                            None
                         }
-                        Err(error) => Some(error.to_string()),
+                        Err(failure) => Some(failure),
                     }
                 }
                 Some(Err(error)) => Some(error.to_string()),

@@ -117,12 +117,19 @@ impl OpenPack {
         plaintext: &[u8],
         refs: &[BlobId],
     ) -> Result<usize, UploadError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let added = seal_blob(sealer, &self.key, self.kind, id, plaintext, &mut scratch)
-            .and_then(|length| self.add_sealed(id, &scratch, refs).map(|()| length));
-        self.scratch = scratch;
-        added
+        self.scratch.clear();
+        let length = seal_blob(
+            sealer,
+            &self.key,
+            self.kind,
+            id,
+            plaintext,
+            &mut self.scratch,
+        )?;
+        self.writer
+            .add(self.kind, id, &self.scratch, refs)
+            .map_err(UploadError::Pack)?;
+        Ok(length)
     }
 
     /// The key this pack's blobs are sealed with, for sealing outside the
