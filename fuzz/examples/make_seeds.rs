@@ -73,7 +73,7 @@ fn blob_open(seeds: &Seeds) {
     let chunk = chunk_plaintext();
     let chunk_id = id_key().chunk_id(&chunk);
     let tree_id = id_key().tree_id(b"STRE tree bytes");
-    let leaf = hex::decode(vector_field("tree_v1.json", "leaf")).expect("hex leaf");
+    let leaf = hex::decode(vector_field("tree_v2.json", "leaf")).expect("hex leaf");
 
     // Mode 0: id || sealed, straight from the vectors.
     let raw = |id: &[u8; 32], sealed: &[u8]| prefixed(&[0], &prefixed(id, sealed));
@@ -164,7 +164,7 @@ fn pack_parse(seeds: &Seeds) {
     let key: DataKey = data_key();
     let chunk = chunk_plaintext();
     let chunk_id = id_key().chunk_id(&chunk);
-    let leaf = hex::decode(vector_field("tree_v1.json", "leaf")).expect("hex leaf");
+    let leaf = hex::decode(vector_field("tree_v2.json", "leaf")).expect("hex leaf");
     let leaf_id = id_key().tree_id(&leaf);
     let mut writer = PackWriter::new(&sealed_key);
     let sealed_chunk = seal_blob(
@@ -195,7 +195,7 @@ fn pack_parse(seeds: &Seeds) {
 
 fn tree_decode(seeds: &Seeds) {
     for field in ["leaf", "index"] {
-        let bytes = hex::decode(vector_field("tree_v1.json", field)).expect("hex tree");
+        let bytes = hex::decode(vector_field("tree_v2.json", field)).expect("hex tree");
         seeds.write("tree_decode", &format!("vector-{field}"), &bytes);
     }
     let empty = TreeBuilder::new()

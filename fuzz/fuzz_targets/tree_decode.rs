@@ -25,7 +25,7 @@ fn expected_refs(entries: &[TreeEntry]) -> Vec<BlobId> {
     let mut refs: Vec<BlobId> = entries
         .iter()
         .flat_map(|entry| match &entry.content {
-            EntryContent::File { chunks, .. } => chunks.clone(),
+            EntryContent::File { chunks, .. } => chunks.iter().map(|chunk| chunk.id).collect(),
             EntryContent::Dir { subtree } => vec![*subtree],
             _ => Vec::new(),
         })

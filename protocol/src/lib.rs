@@ -49,10 +49,12 @@
 //!
 //! # Versioning
 //!
-//! Every structure carries a magic and a version. Version-1 layouts are never
+//! Every structure carries a magic and a version. A committed layout is never
 //! modified; a new layout takes a new version, and readers keep reading every
-//! version that was ever written. Parsers check each length against the bytes
-//! that remain before allocating, so hostile input fails fast and small.
+//! version that a release ever wrote. (The one exception is tree version 1,
+//! which only pre-release builds wrote: trees are read at version 2 only, see
+//! [`tree`].) Parsers check each length against the bytes that remain before
+//! allocating, so hostile input fails fast and small.
 #![warn(missing_docs)]
 
 pub mod api;
@@ -73,7 +75,7 @@ mod wire;
 pub const FORMAT_SUMMARY: &str = "\
 wrapped tenant keys  STWK v1
 sealed blob          SB   v1
-tree                 STRE v1
+tree                 STRE v2
 pack                 STWP v1 (trailer STWT)
 repository config    stowage-repo v1
 snapshot record      stowage-snapshot v1";

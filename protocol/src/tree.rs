@@ -8,11 +8,11 @@
 //! bytes (and dedup), and inserting one file into a directory of a million
 //! entries rewrites one leaf and the index rather than the whole directory.
 //!
-//! Plaintext layout (version 1, little-endian):
+//! Plaintext layout (version 2, little-endian):
 //!
 //! ```text
 //! 0   4  magic "STRE"
-//! 4   1  version = 1
+//! 4   1  version = 2
 //! 5   1  node: 1 = leaf (entries), 2 = index (parts)
 //! 6   4  count (u32)
 //! 10  …  leaf: `count` entries; index: `count` BlobIds of leaf parts, in order
@@ -22,7 +22,17 @@
 //! ([`TreeNode::decode`]) checks every length against the bytes remaining
 //! before allocating, and rejects anything the serializer would not have
 //! written: unsorted or duplicate names, unsorted xattrs, nanoseconds ≥ 10⁹,
-//! unknown kinds, type bits in the mode, trailing bytes.
+//! unknown kinds, type bits in the mode, empty chunks, chunk lengths that do
+//! not add up to the file's size, trailing bytes.
+//!
+//! # Versions
+//!
+//! Version 2 stores each file chunk's plaintext length next to its id
+//! ([`FileChunk`]), so a restore knows every chunk's offset in its file
+//! before opening any and can write a large file out of order. Version 1
+//! stored ids only; it was written by pre-release builds alone, so this build
+//! refuses it ([`TreeError::PreReleaseVersion1`]) rather than carry a second
+//! decoder: such a repository needs a new backup.
 
 mod build;
 mod decode;
@@ -32,13 +42,16 @@ mod entry;
 pub use build::{BuiltTree, TreeBlob, TreeBuilder, join_parts};
 pub use decode::TreeNode;
 pub use entry::{
-    EntryContent, EntryKind, EntryName, HardlinkGroup, MAX_NAME_LEN, Timestamp, TreeEntry, Xattr,
+    EntryContent, EntryKind, EntryName, FileChunk, HardlinkGroup, MAX_NAME_LEN, Timestamp,
+    TreeEntry, Xattr,
 };
 
-/// Magic at the start of every tree plaintext. Never modify: it is part of the version-1 format.
+/// Magic at the start of every tree plaintext. Never modify: every version of the format starts with it.
 pub const TREE_MAGIC: [u8; 4] = *b"STRE";
-/// The tree layout version this crate writes. Never modify the meaning of version 1.
-pub const TREE_VERSION: u8 = 1;
+/// The tree layout version this crate writes, and the only one it reads
+/// (version 1, without chunk lengths, came from pre-release builds only).
+/// Never modify the meaning of version 2.
+pub const TREE_VERSION: u8 = 2;
 /// Node byte of a leaf (a run of entries). Never modify.
 pub const NODE_LEAF: u8 = 1;
 /// Node byte of an index (the ordered ids of a directory's leaves). Never modify.
@@ -81,8 +94,17 @@ pub enum TreeError {
         found: [u8; 4],
     },
     /// The version byte is not one this crate reads.
-    #[error("tree version {0} is not supported (this build reads version 1)")]
+    #[error(
+        "tree version {0} is not supported (this build reads version {current})",
+        current = TREE_VERSION
+    )]
     UnsupportedVersion(u8),
+    /// The tree is version 1, which only pre-release builds wrote.
+    #[error(
+        "tree version 1 (written by pre-release builds, without chunk lengths) is not read by \
+         this build; make a new backup to replace the snapshots that use it"
+    )]
+    PreReleaseVersion1,
     /// The node byte is neither leaf nor index.
     #[error("unknown tree node type {0} (expected 1 = leaf or 2 = index)")]
     UnknownNode(u8),
@@ -141,7 +163,9 @@ impl From<TreeError> for crate::error::Error {
     fn from(err: TreeError) -> Self {
         use crate::error::ErrorKind;
         let kind = match err {
-            TreeError::UnsupportedVersion(_) => ErrorKind::Unsupported,
+            TreeError::UnsupportedVersion(_) | TreeError::PreReleaseVersion1 => {
+                ErrorKind::Unsupported
+            }
             TreeError::InvalidName { .. }
             | TreeError::DuplicateName(_)
             | TreeError::InvalidEntry { .. } => ErrorKind::Invalid,

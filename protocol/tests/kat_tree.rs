@@ -1,17 +1,25 @@
-//! Known-answer vectors for the version-1 tree layout (FORMAT.md § Tree):
-//! a leaf with one entry of every kind, and the index of a split directory.
+//! Known-answer vectors for the version-2 tree layout (FORMAT.md § Tree):
+//! a leaf with one entry of every kind and files of several chunks of
+//! different lengths, and the index of a split directory.
+//!
+//! The version-1 vectors (`tree_v1.json`, written by pre-release builds,
+//! without chunk lengths) stay as known input that this build must refuse
+//! with an error telling the user to make a new backup.
 
 mod json_vectors;
 
 use serde_json::json;
 use stowage_protocol::crypto::IdKey;
+use stowage_protocol::error::ErrorKind;
 use stowage_protocol::ids::BlobId;
 use stowage_protocol::tree::{
-    EntryContent, EntryName, HardlinkGroup, Timestamp, TreeBuilder, TreeEntry, TreeNode, Xattr,
-    join_parts,
+    EntryContent, EntryName, FileChunk, HardlinkGroup, Timestamp, TreeBuilder, TreeEntry,
+    TreeError, TreeNode, Xattr, join_parts,
 };
 
-const FILE: &str = "tree_v1.json";
+const FILE: &str = "tree_v2.json";
+/// Pre-release bytes, never rewritten: the same leaf and index in version 1.
+const V1_FILE: &str = "tree_v1.json";
 
 fn id_key() -> IdKey {
     IdKey::from_bytes([0x42; 32])
@@ -35,17 +43,33 @@ fn entry(name: &[u8], mode: u32, content: EntryContent) -> TreeEntry {
     }
 }
 
-/// One entry of every kind, pushed out of order, with unsorted xattrs.
+fn chunk(byte: u8, len: u32) -> FileChunk {
+    FileChunk {
+        id: BlobId::from_bytes([byte; 32]),
+        len,
+    }
+}
+
+/// A file entry of `chunks`, its size the sum of their lengths.
+fn file_entry(name: &[u8], mode: u32, chunks: Vec<FileChunk>) -> TreeEntry {
+    let size = chunks.iter().map(|chunk| u64::from(chunk.len)).sum();
+    let hardlink = None;
+    TreeEntry {
+        size,
+        ..entry(name, mode, EntryContent::File { hardlink, chunks })
+    }
+}
+
+/// One entry of every kind, pushed out of order, with unsorted xattrs; and
+/// a file of chunks of 1 byte, 64 KiB and 4 GiB − 1 (the largest length),
+/// one of them repeated.
 fn leaf_entries() -> Vec<TreeEntry> {
-    let mut file = entry(
+    let mut file = file_entry(
         b"a-file",
         0o644,
-        EntryContent::File {
-            hardlink: None,
-            chunks: vec![BlobId::from_bytes([1; 32]), BlobId::from_bytes([2; 32])],
-        },
+        vec![chunk(1, 1_048_576), chunk(2, 951_424)],
     );
-    file.size = 2_000_000;
+    assert_eq!(file.size, 2_000_000);
     file.xattrs = vec![
         Xattr {
             name: b"user.b".to_vec(),
@@ -76,8 +100,19 @@ fn leaf_entries() -> Vec<TreeEntry> {
     let mut block = entry(b"d-blk", 0o660, EntryContent::BlockDevice { rdev: 0x0801 });
     block.uid = 0;
     block.gid = 6;
+    let pieces = file_entry(
+        b"i-pieces",
+        0o640,
+        vec![
+            chunk(4, 1),
+            chunk(5, 65_536),
+            chunk(4, 1),
+            chunk(6, u32::MAX),
+        ],
+    );
     vec![
         linked,
+        pieces,
         entry(b"g-sock", 0o755, EntryContent::Socket),
         entry(
             b"b-dir",
@@ -124,7 +159,7 @@ fn sorted(mut entries: Vec<TreeEntry>) -> Vec<TreeEntry> {
 }
 
 #[test]
-fn serialized_trees_match_the_version_1_vectors() {
+fn serialized_trees_match_the_version_2_vectors() {
     // Arrange
     let leaf = build(leaf_entries());
     let split = build(index_entries());
@@ -188,4 +223,73 @@ fn the_vector_index_lists_the_leaves_of_the_split_directory() {
         })
         .collect();
     assert_eq!(join_parts(leaves).unwrap(), index_entries());
+}
+
+#[test]
+fn the_vector_files_place_every_chunk_by_the_lengths_before_it() {
+    // Arrange
+    let vectors = json_vectors::load(FILE);
+    let TreeNode::Leaf(entries) =
+        TreeNode::decode(&json_vectors::hex_field(&vectors, "leaf")).unwrap()
+    else {
+        panic!("vector leaf is not a leaf");
+    };
+    let pieces = entries
+        .iter()
+        .find(|e| e.name.as_bytes() == b"i-pieces")
+        .unwrap();
+    let EntryContent::File { chunks, .. } = &pieces.content else {
+        panic!("i-pieces is not a file");
+    };
+
+    // Act: what a restore computes before opening any chunk.
+    let offsets: Vec<u64> = chunks
+        .iter()
+        .scan(0u64, |offset, chunk| {
+            let start = *offset;
+            *offset += u64::from(chunk.len);
+            Some(start)
+        })
+        .collect();
+
+    // Assert
+    assert_eq!(offsets, [0, 1, 65_537, 65_538]);
+    assert_eq!(pieces.size, 65_538 + u64::from(u32::MAX));
+}
+
+#[test]
+fn version_1_vectors_are_refused_with_an_error_asking_for_a_new_backup() {
+    // Arrange
+    let vectors = json_vectors::load(V1_FILE);
+
+    for field in ["leaf", "index"] {
+        // Act
+        let bytes = json_vectors::hex_field(&vectors, field);
+        let err = TreeNode::decode(&bytes).unwrap_err();
+
+        // Assert
+        assert_eq!(bytes[4], 1, "{V1_FILE} {field} is version 1");
+        assert_eq!(err, TreeError::PreReleaseVersion1, "{field}");
+        assert_eq!(
+            err.to_string(),
+            "tree version 1 (written by pre-release builds, without chunk lengths) is not read \
+             by this build; make a new backup to replace the snapshots that use it"
+        );
+        let kind = stowage_protocol::error::Error::from(err).kind();
+        assert_eq!(kind, ErrorKind::Unsupported);
+    }
+    // The tree id function did not change with the layout.
+    let leaf = json_vectors::hex_field(&vectors, "leaf");
+    assert_eq!(id_key().tree_id(&leaf).to_hex(), vectors["leaf_id"]);
+}
+
+#[test]
+fn a_future_version_names_the_version_this_build_reads() {
+    let mut bytes = json_vectors::hex_field(&json_vectors::load(FILE), "leaf");
+    bytes[4] = 3;
+    let err = TreeNode::decode(&bytes).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tree version 3 is not supported (this build reads version 2)"
+    );
 }

@@ -13,7 +13,8 @@ use stowage_protocol::crypto::{DataKey, IdKey, RecoverySecret, open_data_key, se
 use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::pack::{PackError, PackReader, PackWriter, verify_pack_id};
 use stowage_protocol::tree::{
-    EntryContent, EntryName, Timestamp, TreeBuilder, TreeEntry, TreeNode, Xattr,
+    EntryContent, EntryName, FileChunk, TREE_MAGIC, TREE_VERSION, Timestamp, TreeBuilder,
+    TreeEntry, TreeError, TreeNode, Xattr,
 };
 
 /// Small chunks so that a few KiB of input make many of them.
@@ -42,8 +43,8 @@ fn tenant() -> Tenant {
 struct Written {
     pack_id: PackId,
     pack: Vec<u8>,
-    /// The file's chunk ids in order (repeats kept).
-    chunks: Vec<BlobId>,
+    /// The file's chunks in order (repeats kept).
+    chunks: Vec<FileChunk>,
     /// The directory's root tree id.
     root: BlobId,
 }
@@ -71,7 +72,8 @@ fn write(
     for span in chunker.chunks(data) {
         let plaintext = &data[span.range()];
         let id = tenant.id_key.chunk_id(plaintext);
-        chunks.push(id);
+        let len = u32::try_from(plaintext.len()).unwrap();
+        chunks.push(FileChunk { id, len });
         if !writer.contains(&id) {
             let sealed = seal_blob(
                 &data_key,
@@ -110,7 +112,7 @@ fn write(
     }
 }
 
-fn file_entry(chunks: Vec<BlobId>, len: usize) -> TreeEntry {
+fn file_entry(chunks: Vec<FileChunk>, len: usize) -> TreeEntry {
     TreeEntry {
         name: EntryName::try_from("data").unwrap(),
         mode: 0o600,
@@ -141,7 +143,7 @@ struct Restored {
 fn restore(
     tenant: &Tenant,
     pack: &[u8],
-    chunks: &[BlobId],
+    chunks: &[FileChunk],
     root: &BlobId,
 ) -> Result<Restored, String> {
     let reader = PackReader::parse(pack).map_err(|e| e.to_string())?;
@@ -157,8 +159,17 @@ fn restore(
         Ok(plaintext)
     };
     let mut data = Vec::new();
-    for id in chunks {
-        data.extend_from_slice(&open(id, BlobKind::Data)?);
+    for chunk in chunks {
+        let plaintext = open(&chunk.id, BlobKind::Data)?;
+        if plaintext.len() != chunk.len as usize {
+            return Err(format!(
+                "chunk {} opened to {} bytes, the tree says {}",
+                chunk.id,
+                plaintext.len(),
+                chunk.len
+            ));
+        }
+        data.extend_from_slice(&plaintext);
     }
     // Every other blob in the pack must open too: a restore may need any of them.
     for entry in reader.entries() {
@@ -181,6 +192,10 @@ fn entry_strategy() -> impl Strategy<Value = TreeEntry> {
             subtree: BlobId::from_bytes(b)
         }),
         prop::collection::vec(1u8..=255, 1..40).prop_map(|target| EntryContent::Symlink { target }),
+        chunks_strategy().prop_map(|chunks| EntryContent::File {
+            hardlink: None,
+            chunks
+        }),
     ];
     let xattrs = prop::collection::btree_map(
         prop::collection::vec(any::<u8>(), 1..8),
@@ -204,7 +219,11 @@ fn entry_strategy() -> impl Strategy<Value = TreeEntry> {
                 user: b"u".to_vec(),
                 group: Vec::new(),
                 mtime: Timestamp { seconds, nanos },
-                size,
+                // A file's size is the sum of its chunk lengths; other kinds' is free.
+                size: match &content {
+                    EntryContent::File { chunks, .. } => chunks_len(chunks),
+                    _ => size,
+                },
                 xattrs: xattrs
                     .into_iter()
                     .map(|(name, value)| Xattr { name, value })
@@ -212,6 +231,21 @@ fn entry_strategy() -> impl Strategy<Value = TreeEntry> {
                 content,
             },
         )
+}
+
+/// Up to six chunks of any non-zero length, repeats possible.
+fn chunks_strategy() -> impl Strategy<Value = Vec<FileChunk>> {
+    prop::collection::vec(
+        (0u8..4, 1u32..=u32::MAX).prop_map(|(id, len)| FileChunk {
+            id: BlobId::from_bytes([id; 32]),
+            len,
+        }),
+        0..6,
+    )
+}
+
+fn chunks_len(chunks: &[FileChunk]) -> u64 {
+    chunks.iter().map(|chunk| u64::from(chunk.len)).sum()
 }
 
 /// Unique names, as a directory has them.
@@ -270,6 +304,30 @@ proptest! {
     }
 
     #[test]
+    fn a_file_entry_builds_only_when_its_size_is_the_sum_of_its_chunk_lengths(
+        chunks in chunks_strategy(),
+        size in prop_oneof![Just(None), any::<u64>().prop_map(Some)],
+    ) {
+        // Arrange
+        let sum = chunks_len(&chunks);
+        let mut entry = file_entry(chunks, 0);
+        entry.size = size.unwrap_or(sum);
+
+        // Act
+        let built = std::iter::once(entry).collect::<TreeBuilder>().build_keyed(&tenant().id_key);
+
+        // Assert
+        if size.is_none_or(|size| size == sum) {
+            let plaintext = &built.unwrap().blobs[0].plaintext;
+            prop_assert!(TreeNode::decode(plaintext).is_ok());
+        } else {
+            let err = built.unwrap_err();
+            prop_assert!(matches!(err, TreeError::InvalidEntry { .. }), "{}", err);
+            prop_assert!(err.to_string().contains("chunk lengths add up to"), "{}", err);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_pack_or_tree_decoders(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         let _ = PackReader::parse(&bytes);
         let _ = TreeNode::decode(&bytes);
@@ -306,7 +364,8 @@ fn hostile_counts_fail_fast_in_a_tiny_pack() {
     refs_table.extend_from_slice(&45u32.to_le_bytes());
     refs_table.extend_from_slice(&u32::MAX.to_le_bytes());
     let refs = frame(45, &refs_table);
-    let mut tree = b"STRE\x01\x01".to_vec();
+    let mut tree = TREE_MAGIC.to_vec();
+    tree.extend_from_slice(&[TREE_VERSION, 1]);
     tree.extend_from_slice(&u32::MAX.to_le_bytes());
     tree.extend_from_slice(&[0; 90]);
 

@@ -16,7 +16,7 @@ use stowage_protocol::crypto::{DataKey, TenantKeys, seal_data_key_random};
 use stowage_protocol::ids::{BlobId, SnapshotId};
 use stowage_protocol::pack::PackWriter;
 use stowage_protocol::snapshot::{RawPath, SnapshotRecord, SnapshotSummary};
-use stowage_protocol::tree::{NODE_INDEX, NODE_LEAF, TREE_MAGIC, TREE_VERSION};
+use stowage_protocol::tree::{FileChunk, NODE_INDEX, NODE_LEAF, TREE_MAGIC, TREE_VERSION};
 
 use crate::agent::Agent;
 use crate::runtime::block_on;
@@ -26,9 +26,9 @@ use crate::runtime::block_on;
 pub enum Content {
     /// A regular file made of these chunks, `size` bytes in all.
     File {
-        /// The chunk ids, in order.
-        chunks: Vec<BlobId>,
-        /// The file's size.
+        /// The chunks (ids and lengths), in order.
+        chunks: Vec<FileChunk>,
+        /// The file's size (written as given, even if the lengths disagree).
         size: u64,
     },
     /// A directory with this tree.
@@ -50,7 +50,7 @@ pub struct Entry {
 
 impl Entry {
     /// A file entry (mode 0644).
-    pub fn file(name: impl Into<Vec<u8>>, chunks: Vec<BlobId>, size: u64) -> Self {
+    pub fn file(name: impl Into<Vec<u8>>, chunks: Vec<FileChunk>, size: u64) -> Self {
         Self {
             name: name.into(),
             mode: 0o644,
@@ -104,14 +104,17 @@ impl Crafter {
         }
     }
 
-    /// Adds `content` as one data chunk; returns its id.
-    pub fn chunk(&mut self, content: &[u8]) -> BlobId {
+    /// Adds `content` (not empty) as one data chunk; returns it as a file's chunk.
+    pub fn chunk(&mut self, content: &[u8]) -> FileChunk {
         let id = self.keys.id_key.chunk_id(content);
         self.add(BlobKind::Data, id, content.to_vec(), Vec::new());
-        id
+        FileChunk {
+            id,
+            len: u32::try_from(content.len()).expect("a small chunk"),
+        }
     }
 
-    /// A file entry holding `content` in one chunk.
+    /// A file entry holding `content` (not empty) in one chunk.
     pub fn file(&mut self, name: impl Into<Vec<u8>>, content: &[u8]) -> Entry {
         let chunk = self.chunk(content);
         Entry::file(name, vec![chunk], content.len() as u64)
@@ -124,7 +127,7 @@ impl Crafter {
         let refs: Vec<BlobId> = entries
             .iter()
             .flat_map(|entry| match &entry.content {
-                Content::File { chunks, .. } => chunks.clone(),
+                Content::File { chunks, .. } => chunks.iter().map(|chunk| chunk.id).collect(),
                 Content::Dir(tree) => vec![*tree],
                 Content::Symlink(_) => Vec::new(),
             })
@@ -237,7 +240,8 @@ pub fn encode_leaf(entries: &[Entry]) -> Vec<u8> {
                         .to_le_bytes(),
                 );
                 for chunk in chunks {
-                    out.extend_from_slice(chunk.as_bytes());
+                    out.extend_from_slice(chunk.id.as_bytes());
+                    out.extend_from_slice(&chunk.len.to_le_bytes());
                 }
             }
             Content::Dir(tree) => out.extend_from_slice(tree.as_bytes()),
@@ -274,7 +278,10 @@ mod tests {
     fn a_hand_encoded_leaf_is_byte_identical_to_the_builders() {
         // Arrange: the same entries through the protocol's builder and here.
         let key = IdKey::from_bytes([7; 32]);
-        let chunk = key.chunk_id(b"content");
+        let chunk = FileChunk {
+            id: key.chunk_id(b"content"),
+            len: 7,
+        };
         let subtree = key.tree_id(b"subtree");
         let crafted = vec![
             Entry::dir("d", subtree),

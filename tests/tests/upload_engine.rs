@@ -27,7 +27,9 @@ use stowage_protocol::crypto::{TenantKeys, open_data_key};
 use stowage_protocol::ids::{AgentId, BlobId, PackId, TenantId, UploadSessionId};
 use stowage_protocol::pack::{PACK_HEADER_LEN, PackHeader};
 use stowage_protocol::snapshot::{RawPath, SnapshotRecord, SnapshotSummary};
-use stowage_protocol::tree::{EntryContent, EntryName, Timestamp, TreeBuilder, TreeEntry};
+use stowage_protocol::tree::{
+    EntryContent, EntryName, FileChunk, Timestamp, TreeBuilder, TreeEntry,
+};
 use stowage_server::configuration::Settings;
 use stowage_server::db::{enrollment_tokens, tenants};
 use stowage_server::domain::TenantName;
@@ -219,19 +221,26 @@ impl Harness {
     }
 }
 
-fn store(uploader: &Uploader, data: &[u8]) -> Vec<BlobId> {
+fn store(uploader: &Uploader, data: &[u8]) -> Vec<FileChunk> {
     let mut read = 0;
-    let ids = uploader
+    let chunks = uploader
         .store_stream(&mut &data[..], &mut |n| read += n)
         .expect("the stream is stored");
     assert_eq!(read, data.len() as u64, "on_bytes heard every byte read");
-    ids
+    let lengths: u64 = chunks.iter().map(|chunk| u64::from(chunk.len)).sum();
+    assert_eq!(lengths, read, "the chunk lengths add up to the stream");
+    chunks
+}
+
+/// The chunks' ids, in order.
+fn ids_of(chunks: &[FileChunk]) -> Vec<BlobId> {
+    chunks.iter().map(|chunk| chunk.id).collect()
 }
 
 /// A directory with one file per chunk list, as the backup builds it.
 fn tree_of(
     keys: &TenantKeys,
-    files: &[(&str, &[BlobId], u64)],
+    files: &[(&str, &[FileChunk], u64)],
 ) -> stowage_protocol::tree::BuiltTree {
     let mut builder = TreeBuilder::new();
     for (name, chunks, size) in files {
@@ -284,13 +293,16 @@ fn stored_streams_and_trees_come_back_byte_identical_from_separate_packs() {
     // Assert
     assert!(empty_ids.is_empty());
     assert!(random_ids.len() > 10, "{} chunks", random_ids.len());
-    let back = harness.read_back(&random_ids);
+    let back = harness.read_back(&ids_of(&random_ids));
     let joined: Vec<u8> = back.iter().flat_map(|(_, _, p)| p.clone()).collect();
     assert!(
         joined == random,
         "the random stream reassembles byte for byte"
     );
-    let text_back = harness.read_back(&text_ids);
+    for ((_, _, plaintext), chunk) in back.iter().zip(&random_ids) {
+        assert_eq!(plaintext.len(), chunk.len as usize, "chunk {}", chunk.id);
+    }
+    let text_back = harness.read_back(&ids_of(&text_ids));
     let joined: Vec<u8> = text_back.iter().flat_map(|(_, _, p)| p.clone()).collect();
     assert!(joined == text, "the text stream reassembles byte for byte");
     assert_eq!(harness.read_back(&[log_id])[0].2, b"error log");
@@ -390,7 +402,7 @@ fn a_store_repeated_after_an_uncommitted_session_uploads_only_what_that_session_
         "{progress:?}"
     );
     harness.commit(&session, tree.root);
-    let back = harness.read_back(&first_ids);
+    let back = harness.read_back(&ids_of(&first_ids));
     let joined: Vec<u8> = back.into_iter().flat_map(|(_, _, p)| p).collect();
     assert!(
         joined == sent_before,
@@ -418,7 +430,7 @@ fn a_chunk_repeated_within_one_stream_is_stored_once() {
     assert_eq!(progress.chunks_new, 1, "{progress:?}");
     assert_eq!(progress.bytes_new, max as u64, "{progress:?}");
     assert_eq!(progress.blobs_deduplicated, 9, "{progress:?}");
-    assert_eq!(harness.read_back(&ids[..1])[0].2, vec![0u8; max]);
+    assert_eq!(harness.read_back(&ids_of(&ids[..1]))[0].2, vec![0u8; max]);
 }
 
 #[test]

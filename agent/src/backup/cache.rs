@@ -14,20 +14,27 @@
 //! nothing per file — and reads one directory's record when the walk
 //! enters that directory. The writer likewise keeps only the index.
 //!
-//! Layout (version 1, little-endian):
+//! Layout (version 2, little-endian):
 //!
 //! ```text
-//! header  8 magic "STWCACHE", u32 version = 1
+//! header  8 magic "STWCACHE", u32 version = 2
 //! record  u32 payload length, payload, 16 bytes BLAKE3(payload)[..16]
 //!   payload: 16 key = BLAKE3(absolute dir path)[..16], 32 tree id of the
 //!            directory, u32 file count, files sorted by name:
 //!            u16 name length, name, u64 size, i64 mtime s, u32 mtime ns,
 //!            i64 ctime s, u32 ctime ns, u64 inode, u64 device,
-//!            u32 chunk count, chunk ids (32 bytes each)
+//!            u32 chunk count, count × (32 chunk id, u32 plaintext length)
 //! index   u64 count, count × (16 key, u64 record offset)
 //! footer  32 snapshot id, u64 index offset,
 //!         16 BLAKE3(index ‖ snapshot id)[..16], 8 magic "STWCAEND"
 //! ```
+//!
+//! Version 2 added the chunk lengths, which a version-2 tree stores for
+//! every file. A version-1 file (of an older build) lacks them, so the reader
+//! refuses it like any other unusable cache: the next backup reads every
+//! file once and writes a version-2 cache. A record holding a file with an
+//! empty chunk, or chunk lengths that do not add up to its size, is a miss
+//! too, so a cached file can never make the tree builder fail.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -37,7 +44,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use stowage_protocol::ids::{BlobId, SnapshotId};
-use stowage_protocol::tree::Timestamp;
+use stowage_protocol::tree::{FileChunk, Timestamp};
 
 use super::metadata::FileStamp;
 
@@ -45,8 +52,9 @@ use super::metadata::FileStamp;
 pub const CACHE_MAGIC: [u8; 8] = *b"STWCACHE";
 /// Magic at the end of a complete cache file. Never modify.
 pub const CACHE_END_MAGIC: [u8; 8] = *b"STWCAEND";
-/// The cache layout version written here.
-pub const CACHE_VERSION: u32 = 1;
+/// The cache layout version written here and the only one read (a file of
+/// another version is a miss, never an error). Never modify the meaning of version 2.
+pub const CACHE_VERSION: u32 = 2;
 const HEADER_LEN: u64 = 12;
 const FOOTER_LEN: u64 = 64;
 const CHECK_LEN: usize = 16;
@@ -58,8 +66,8 @@ pub struct CachedFile {
     pub name: Vec<u8>,
     /// What it looked like when its chunks were stored.
     pub stamp: FileStamp,
-    /// Its content.
-    pub chunks: Vec<BlobId>,
+    /// Its content, as its tree entry stores it (lengths add up to `stamp.size`).
+    pub chunks: Vec<FileChunk>,
 }
 
 /// One directory: its tree and its regular files.
@@ -126,8 +134,14 @@ impl CacheReader {
         }
         let mut header = [0u8; 12];
         file.read_exact_at(&mut header, 0)?;
-        if header[..8] != CACHE_MAGIC || header[8..] != CACHE_VERSION.to_le_bytes() {
-            return Err(invalid("not a version-1 cache file"));
+        if header[..8] != CACHE_MAGIC {
+            return Err(invalid("not a cache file"));
+        }
+        let version = u32::from_le_bytes(header[8..].try_into().expect("4 bytes"));
+        if version != CACHE_VERSION {
+            return Err(invalid(format!(
+                "the cache file is version {version}; this build reads version {CACHE_VERSION}"
+            )));
         }
         let mut footer = [0u8; 64];
         file.read_exact_at(&mut footer, len - FOOTER_LEN)?;
@@ -241,15 +255,24 @@ fn decode_record(payload: &[u8], key: &Key) -> io::Result<DirRecord> {
             device: fields.u64()?,
         };
         let chunk_count = fields.u32()? as usize;
-        let ids = fields.take(
+        let bytes = fields.take(
             chunk_count
-                .checked_mul(32)
-                .ok_or_else(|| invalid("overflow"))?,
+                .checked_mul(FileChunk::ENCODED_LEN)
+                .ok_or_else(|| invalid("a cache record's chunk count overflows"))?,
         )?;
-        let chunks = ids
-            .chunks_exact(32)
-            .map(|id| BlobId::from_bytes(id.try_into().expect("32 bytes")))
+        let chunks: Vec<FileChunk> = bytes
+            .chunks_exact(FileChunk::ENCODED_LEN)
+            .map(|row| FileChunk {
+                id: BlobId::from_bytes(row[..32].try_into().expect("32 bytes")),
+                len: u32::from_le_bytes(row[32..].try_into().expect("4 bytes")),
+            })
             .collect();
+        let total: u64 = chunks.iter().map(|chunk| u64::from(chunk.len)).sum();
+        if total != stamp.size || chunks.iter().any(|chunk| chunk.len == 0) {
+            return Err(invalid(
+                "a cached file has an empty chunk or chunk lengths that do not add up to its size",
+            ));
+        }
         files.push(CachedFile {
             name,
             stamp,
@@ -291,7 +314,8 @@ fn encode_record(key: &Key, record: &DirRecord, out: &mut Vec<u8>) {
                 .to_le_bytes(),
         );
         for chunk in &file.chunks {
-            out.extend_from_slice(chunk.as_bytes());
+            out.extend_from_slice(chunk.id.as_bytes());
+            out.extend_from_slice(&chunk.len.to_le_bytes());
         }
     }
 }

@@ -4,16 +4,15 @@
 
 use std::io::Read;
 
-use stowage_protocol::ids::BlobId;
-use stowage_protocol::tree::TreeBlob;
+use stowage_protocol::tree::{FileChunk, TreeBlob};
 
 use crate::upload::{UploadError, Uploader};
 
 /// Stores file contents (cut into chunks) and tree blobs; shared by the
 /// walk's reader threads.
 pub trait BlobSink: Sync {
-    /// Chunks and stores everything `reader` yields; returns the chunk ids in
-    /// order. `on_bytes` hears of every block read.
+    /// Chunks and stores everything `reader` yields; returns the chunks (ids
+    /// and lengths) in order. `on_bytes` hears of every block read.
     ///
     /// # Errors
     ///
@@ -23,7 +22,7 @@ pub trait BlobSink: Sync {
         &self,
         reader: &mut dyn Read,
         on_bytes: &mut dyn FnMut(u64),
-    ) -> Result<Vec<BlobId>, UploadError>;
+    ) -> Result<Vec<FileChunk>, UploadError>;
 
     /// Stores one tree blob.
     ///
@@ -38,7 +37,7 @@ impl BlobSink for Uploader {
         &self,
         reader: &mut dyn Read,
         on_bytes: &mut dyn FnMut(u64),
-    ) -> Result<Vec<BlobId>, UploadError> {
+    ) -> Result<Vec<FileChunk>, UploadError> {
         Uploader::store_stream(self, reader, on_bytes)
     }
 
@@ -58,7 +57,7 @@ pub mod memory {
 
     use stowage_protocol::crypto::IdKey;
     use stowage_protocol::ids::BlobId;
-    use stowage_protocol::tree::TreeBlob;
+    use stowage_protocol::tree::{FileChunk, TreeBlob};
 
     use super::BlobSink;
     use crate::upload::UploadError;
@@ -95,7 +94,7 @@ pub mod memory {
             &self,
             reader: &mut dyn Read,
             on_bytes: &mut dyn FnMut(u64),
-        ) -> Result<Vec<BlobId>, UploadError> {
+        ) -> Result<Vec<FileChunk>, UploadError> {
             self.streams.fetch_add(1, Ordering::Relaxed);
             let mut ids = Vec::new();
             let mut offset = 0u64;
@@ -112,7 +111,8 @@ pub mod memory {
                 on_bytes(read as u64);
                 let id = self.key.chunk_id(&block);
                 self.chunks.lock().unwrap().insert(id, block);
-                ids.push(id);
+                let len = u32::try_from(read).expect("a block is 64 KiB at most");
+                ids.push(FileChunk { id, len });
             }
         }
 

@@ -11,7 +11,9 @@ use std::process::{Command, Stdio};
 use anyhow::Context as _;
 use stowage_protocol::crypto::IdKey;
 use stowage_protocol::ids::BlobId;
-use stowage_protocol::tree::{EntryContent, EntryName, Timestamp, TreeBuilder, TreeEntry};
+use stowage_protocol::tree::{
+    EntryContent, EntryName, FileChunk, Timestamp, TreeBuilder, TreeEntry,
+};
 
 use super::metadata::Owners;
 use super::sink::BlobSink;
@@ -89,7 +91,7 @@ fn run_command(
     sink: &dyn BlobSink,
     command: &str,
     on_bytes: &mut dyn FnMut(u64),
-) -> anyhow::Result<Vec<BlobId>> {
+) -> anyhow::Result<Vec<FileChunk>> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)

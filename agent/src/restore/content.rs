@@ -44,7 +44,7 @@ use futures_util::{StreamExt, stream};
 use stowage_protocol::api::BlobLocation;
 use stowage_protocol::blob::{BlobKind, BlobOpener};
 use stowage_protocol::ids::{BlobId, PackId};
-use stowage_protocol::tree::{EntryContent, TreeEntry};
+use stowage_protocol::tree::{EntryContent, FileChunk, TreeEntry};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::progress::Progress;
@@ -85,7 +85,7 @@ pub struct FileJob {
 }
 
 impl FileJob {
-    fn chunks(&self) -> &[BlobId] {
+    fn chunks(&self) -> &[FileChunk] {
         match &self.entry.content {
             EntryContent::File { chunks, .. } => chunks,
             _ => &[],
@@ -139,7 +139,7 @@ pub async fn restore(
 ) -> Result<(Vec<bool>, Problems), ReadError> {
     let mut ids: Vec<BlobId> = files
         .iter()
-        .flat_map(|f| f.chunks().iter().copied())
+        .flat_map(|f| f.chunks().iter().map(|chunk| chunk.id))
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -237,7 +237,7 @@ fn cut_batches(files: &[FileJob], locations: &HashMap<BlobId, BlobLocation>) -> 
             let mut end = start;
             while end < chunks.len() && (bytes < BATCH_BYTES || end == start) {
                 bytes += locations
-                    .get(&chunks[end])
+                    .get(&chunks[end].id)
                     .map_or(0, |l| u64::from(l.length));
                 end += 1;
             }
@@ -266,7 +266,11 @@ fn cut_batches(files: &[FileJob], locations: &HashMap<BlobId, BlobLocation>) -> 
 fn files_chunks(files: &[FileJob], segments: &[Segment]) -> Vec<BlobId> {
     let mut ids: Vec<BlobId> = segments
         .iter()
-        .flat_map(|s| files[s.file].chunks()[s.chunks.clone()].iter().copied())
+        .flat_map(|s| {
+            files[s.file].chunks()[s.chunks.clone()]
+                .iter()
+                .map(|chunk| chunk.id)
+        })
         .collect();
     ids.sort_unstable();
     ids.dedup();
@@ -416,8 +420,8 @@ impl<'a> Writer<'a> {
         let Some(open) = self.open.get_mut(&segment.file) else {
             return; // creating it failed and was reported
         };
-        for (position, id) in job.chunks()[segment.chunks.clone()].iter().enumerate() {
-            let number = segment.chunks.start + position;
+        for (position, chunk) in job.chunks()[segment.chunks.clone()].iter().enumerate() {
+            let (number, id) = (segment.chunks.start + position, &chunk.id);
             let failure = match blobs.get(id) {
                 Some(Ok(_)) if !open.failures.is_empty() => None,
                 Some(Ok(sealed)) => {
@@ -518,7 +522,10 @@ mod tests {
                 xattrs: Vec::new(),
                 content: EntryContent::File {
                     hardlink: None,
-                    chunks,
+                    chunks: chunks
+                        .into_iter()
+                        .map(|id| FileChunk { id, len: 1 })
+                        .collect(),
                 },
             },
         }

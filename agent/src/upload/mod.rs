@@ -67,7 +67,7 @@ use stowage_protocol::chunker::{Chunker, ChunkerError};
 use stowage_protocol::config::RepoConfig;
 use stowage_protocol::crypto::{IdKey, WriteKeys};
 use stowage_protocol::ids::{BlobId, UploadSessionId};
-use stowage_protocol::tree::TreeBlob;
+use stowage_protocol::tree::{FileChunk, TreeBlob};
 
 use self::batch::BatchLimits;
 use self::budget::{ByteBudget, Lease};
@@ -220,8 +220,8 @@ impl Uploader {
     }
 
     /// Reads `reader` to its end, chunks it, queues the chunks the server
-    /// lacks for upload and returns the ordered chunk ids. `on_bytes` hears
-    /// each read's byte count.
+    /// lacks for upload and returns the ordered chunks (ids and plaintext
+    /// lengths, as a tree stores them). `on_bytes` hears each read's byte count.
     ///
     /// # Errors
     ///
@@ -231,7 +231,7 @@ impl Uploader {
         &self,
         reader: &mut dyn Read,
         on_bytes: &mut dyn FnMut(u64),
-    ) -> Result<Vec<BlobId>, UploadError> {
+    ) -> Result<Vec<FileChunk>, UploadError> {
         self.shared.check()?;
         let window = self
             .windows
@@ -250,7 +250,16 @@ impl Uploader {
             match stream.next_chunk() {
                 Ok(Some(chunk)) => {
                     let id = self.id_key.chunk_id(chunk.data);
-                    ids.push(id);
+                    let Ok(len) = u32::try_from(chunk.data.len()) else {
+                        break Err(UploadError::Engine {
+                            what: "chunker",
+                            problem: format!(
+                                "it cut a chunk of {} bytes, more than a tree can record",
+                                chunk.data.len()
+                            ),
+                        });
+                    };
+                    ids.push(FileChunk { id, len });
                     add(&self.shared.counters.chunks, 1);
                     if let Err(error) = self.queue(
                         BlobKind::Data,

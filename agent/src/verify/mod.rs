@@ -111,7 +111,7 @@ pub async fn verify(
     let (trees, mut problems) = walk::walk(&reader, &roots, |_, _, entry| {
         if let EntryContent::File { chunks, .. } = &entry.content {
             files += 1;
-            needed.extend(chunks.iter().copied());
+            needed.extend(chunks.iter().map(|chunk| chunk.id));
         }
     })
     .await;
@@ -169,14 +169,14 @@ pub async fn verify(
         let mut count = 0u64;
         walk::walk(&reader, &roots, |snapshot, dir, entry| {
             if let EntryContent::File { chunks, .. } = &entry.content
-                && let Some(blob) = chunks.iter().find(|chunk| damaged.contains(chunk))
+                && let Some(chunk) = chunks.iter().find(|chunk| damaged.contains(&chunk.id))
             {
                 count += 1;
                 if affected.len() < MAX_LISTED_AFFECTED {
                     affected.push(AffectedFile {
                         snapshot: *snapshot,
                         path: walk::display_path(&crate::restore::join(dir, entry.name.as_bytes())),
-                        blob: *blob,
+                        blob: chunk.id,
                     });
                 }
             }

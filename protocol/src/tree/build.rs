@@ -112,12 +112,7 @@ impl TreeBuilder {
             let mut plaintext = Vec::with_capacity(TREE_HEADER_LEN + end - start);
             write_header(&mut plaintext, NODE_LEAF, count_u32(part.len()));
             plaintext.extend_from_slice(&body[start..end]);
-            let refs = sorted_refs(
-                self.entries[part.clone()]
-                    .iter()
-                    .flat_map(entry_refs)
-                    .copied(),
-            );
+            let refs = sorted_refs(self.entries[part.clone()].iter().flat_map(entry_refs));
             TreeBlob {
                 id: tree_id(&plaintext),
                 plaintext,
@@ -230,7 +225,9 @@ pub fn join_parts(parts: Vec<Vec<TreeEntry>>) -> Result<Vec<TreeEntry>, TreeErro
 
 #[cfg(test)]
 mod tests {
-    use super::super::{EntryContent, EntryName, HardlinkGroup, Timestamp, TreeNode, Xattr};
+    use super::super::{
+        EntryContent, EntryName, FileChunk, HardlinkGroup, Timestamp, TreeNode, Xattr,
+    };
     use super::*;
 
     fn test_id(bytes: &[u8]) -> BlobId {
@@ -255,8 +252,10 @@ mod tests {
         }
     }
 
-    fn file(name: &str, chunks: Vec<BlobId>) -> TreeEntry {
+    /// A file of these chunks, its size the sum of their lengths.
+    fn file(name: &str, chunks: Vec<FileChunk>) -> TreeEntry {
         TreeEntry {
+            size: chunks.iter().map(|chunk| u64::from(chunk.len)).sum(),
             content: EntryContent::File {
                 hardlink: None,
                 chunks,
@@ -294,7 +293,10 @@ mod tests {
     #[test]
     fn a_small_directory_is_one_sorted_leaf_that_decodes_to_its_entries() {
         // Arrange
-        let chunk = test_id(b"chunk");
+        let chunk = FileChunk {
+            id: test_id(b"chunk"),
+            len: 300,
+        };
         let mut symlink = fifo("link");
         symlink.content = EntryContent::Symlink {
             target: b"../x".to_vec(),
@@ -330,7 +332,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["a", "b", "link", "sub"]);
         assert_eq!(decode_dir(&tree)[1], linked);
-        let mut expected_refs = vec![chunk, test_id(b"sub")];
+        let mut expected_refs = vec![chunk.id, test_id(b"sub")];
         expected_refs.sort();
         assert_eq!(tree.blobs[0].refs, expected_refs);
     }
@@ -353,7 +355,7 @@ mod tests {
     #[test]
     fn an_empty_directory_is_an_empty_leaf() {
         let tree = build(Vec::new()).unwrap();
-        assert_eq!(tree.blobs[0].plaintext, b"STRE\x01\x01\0\0\0\0");
+        assert_eq!(tree.blobs[0].plaintext, b"STRE\x02\x01\0\0\0\0");
         assert!(tree.blobs[0].refs.is_empty());
     }
 
@@ -383,7 +385,21 @@ mod tests {
         empty_target.content = EntryContent::Symlink { target: Vec::new() };
         let mut long_user = fifo("u");
         long_user.user = vec![b'u'; 70_000];
-        for entry in [type_bits, nanos, empty_target, long_user] {
+        let chunk = |len| FileChunk {
+            id: test_id(b"c"),
+            len,
+        };
+        let empty_chunk = file("e", vec![chunk(3), chunk(0)]);
+        let mut short = file("f", vec![chunk(1_048_576)]);
+        short.size = 2_000_000;
+        for entry in [
+            type_bits,
+            nanos,
+            empty_target,
+            long_user,
+            empty_chunk,
+            short,
+        ] {
             let err = build(vec![entry]).unwrap_err();
             assert!(matches!(err, TreeError::InvalidEntry { .. }), "{err}");
         }
@@ -434,7 +450,12 @@ mod tests {
     #[test]
     fn a_leaf_never_passes_the_byte_limit_unless_one_entry_alone_does() {
         // Arrange: one file entry bigger than a leaf, among small ones.
-        let chunks: Vec<BlobId> = (0u32..140_000).map(|i| test_id(&i.to_le_bytes())).collect();
+        let chunks: Vec<FileChunk> = (0u32..120_000)
+            .map(|i| FileChunk {
+                id: test_id(&i.to_le_bytes()),
+                len: i + 1,
+            })
+            .collect();
         let mut entries = many(300, "a");
         entries.push(file("big", chunks));
 

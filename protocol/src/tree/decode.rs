@@ -2,7 +2,8 @@
 
 use super::encode::check_entry;
 use super::entry::{
-    EntryContent, EntryKind, EntryName, HardlinkGroup, Timestamp, TreeEntry, Xattr, quote,
+    EntryContent, EntryKind, EntryName, FileChunk, HardlinkGroup, Timestamp, TreeEntry, Xattr,
+    quote,
 };
 use super::{MAX_LEAF_ENTRIES, NODE_INDEX, NODE_LEAF, TREE_MAGIC, TREE_VERSION, TreeError};
 use crate::ids::BlobId;
@@ -49,20 +50,23 @@ impl TreeNode {
     ///
     /// # Errors
     ///
-    /// The [`TreeError`] of the first failed check: bad magic, unsupported
-    /// version, unknown node or kind, a length or count beyond the remaining
-    /// bytes (or a leaf of more than 4096 entries, an index of fewer than two
-    /// parts), an invalid name, unsorted or duplicate names, an entry that
-    /// breaks a field rule, or trailing bytes.
+    /// The [`TreeError`] of the first failed check: bad magic, version 1
+    /// ([`TreeError::PreReleaseVersion1`]) or an unknown version, unknown
+    /// node or kind, a length or count beyond the remaining bytes (or a leaf
+    /// of more than 4096 entries, an index of fewer than two parts), an
+    /// invalid name, unsorted or duplicate names, an entry that breaks a field
+    /// rule (an empty chunk, chunk lengths that do not add up to the size…),
+    /// or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, TreeError> {
         let mut cursor = Cursor::new(bytes);
         let magic = cursor.array::<4>("tree magic")?;
         if magic != TREE_MAGIC {
             return Err(TreeError::BadMagic { found: magic });
         }
-        let version = cursor.u8("tree version")?;
-        if version != TREE_VERSION {
-            return Err(TreeError::UnsupportedVersion(version));
+        match cursor.u8("tree version")? {
+            TREE_VERSION => {}
+            1 => return Err(TreeError::PreReleaseVersion1),
+            other => return Err(TreeError::UnsupportedVersion(other)),
         }
         let node = cursor.u8("tree node type")?;
         let count = cursor.u32("tree count")? as usize;
@@ -181,10 +185,20 @@ fn decode_content(
                 }
             };
             let count = cursor.u32("chunk count")? as usize;
-            check_count("chunk ids", count, BlobId::LEN, cursor.remaining())?;
+            check_count(
+                "file chunks",
+                count,
+                FileChunk::ENCODED_LEN,
+                cursor.remaining(),
+            )?;
             let chunks = (0..count)
-                .map(|_| read_blob_id(cursor, "chunk id"))
-                .collect::<Result<_, _>>()?;
+                .map(|_| {
+                    Ok(FileChunk {
+                        id: read_blob_id(cursor, "chunk id")?,
+                        len: cursor.u32("chunk length")?,
+                    })
+                })
+                .collect::<Result<_, TreeError>>()?;
             EntryContent::File { hardlink, chunks }
         }
         EntryKind::Dir => EntryContent::Dir {
@@ -242,8 +256,12 @@ mod tests {
                 device: 1,
                 inode: 2,
             }),
-            chunks: vec![BlobId::from_bytes([3; 32])],
+            chunks: vec![FileChunk {
+                id: BlobId::from_bytes([3; 32]),
+                len: 5,
+            }],
         };
+        file.size = 5;
         file.xattrs = vec![Xattr {
             name: b"user.x".to_vec(),
             value: b"1".to_vec(),
@@ -268,10 +286,16 @@ mod tests {
             Err(TreeError::BadMagic { .. })
         ));
         let mut bad_version = leaf.clone();
-        bad_version[4] = 2;
+        bad_version[4] = 3;
         assert_eq!(
             TreeNode::decode(&bad_version),
-            Err(TreeError::UnsupportedVersion(2))
+            Err(TreeError::UnsupportedVersion(3))
+        );
+        let mut version_1 = leaf.clone();
+        version_1[4] = 1;
+        assert_eq!(
+            TreeNode::decode(&version_1),
+            Err(TreeError::PreReleaseVersion1)
         );
         let mut bad_node = leaf.clone();
         bad_node[5] = 3;
@@ -378,6 +402,92 @@ mod tests {
             TreeNode::decode(&leaf),
             Err(TreeError::InvalidEntry { .. })
         ));
+    }
+
+    /// A leaf of one file entry "f" of `lens.len()` chunks whose lengths are `lens`.
+    fn file_leaf(lens: &[u32]) -> Vec<u8> {
+        let mut entry = fifo("f");
+        let chunks: Vec<FileChunk> = (0u8..)
+            .zip(lens)
+            .map(|(n, &len)| FileChunk {
+                id: BlobId::from_bytes([n; 32]),
+                len,
+            })
+            .collect();
+        entry.size = lens.iter().copied().map(u64::from).sum();
+        entry.content = EntryContent::File {
+            hardlink: None,
+            chunks,
+        };
+        raw_leaf(&[entry])
+    }
+
+    /// Overwrites the length of the last chunk of a `file_leaf`.
+    fn set_last_len(leaf: &mut [u8], len: u32) {
+        let at = leaf.len() - 4;
+        leaf[at..].copy_from_slice(&len.to_le_bytes());
+    }
+
+    #[test]
+    fn chunk_lengths_decode_in_order_next_to_their_ids() {
+        let leaf = file_leaf(&[1, 70_000, u32::MAX]);
+        let Ok(TreeNode::Leaf(entries)) = TreeNode::decode(&leaf) else {
+            panic!("the leaf does not decode");
+        };
+        let EntryContent::File { chunks, .. } = &entries[0].content else {
+            panic!("not a file");
+        };
+        let lens: Vec<u32> = chunks.iter().map(|chunk| chunk.len).collect();
+        assert_eq!(lens, [1, 70_000, u32::MAX]);
+        assert_eq!(chunks[2].id, BlobId::from_bytes([2; 32]));
+        assert_eq!(entries[0].size, 1 + 70_000 + u64::from(u32::MAX));
+    }
+
+    #[test]
+    fn a_stored_chunk_of_length_0_is_rejected() {
+        // Arrange
+        let mut leaf = file_leaf(&[4, 1]);
+        set_last_len(&mut leaf, 0);
+
+        // Act
+        let err = TreeNode::decode(&leaf).unwrap_err();
+
+        // Assert
+        assert_eq!(
+            err.to_string(),
+            "entry \"f\": chunk 1 of 2 has length 0; every chunk holds at least one byte"
+        );
+    }
+
+    #[test]
+    fn stored_chunk_lengths_that_do_not_add_up_to_the_size_are_rejected() {
+        let mut leaf = file_leaf(&[1_048_576, 951_424]);
+        assert!(TreeNode::decode(&leaf).is_ok());
+        set_last_len(&mut leaf, 951_423);
+        let err = TreeNode::decode(&leaf).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entry \"f\": chunk lengths add up to 1999999 bytes but the size is 2000000"
+        );
+    }
+
+    /// The count check runs before any chunk is read, so a chunk list cut
+    /// short, even inside the last length, fails before allocating.
+    #[test]
+    fn a_leaf_cut_inside_a_chunk_length_is_rejected() {
+        let leaf = file_leaf(&[10, 20]);
+        for cut in 1..=4 {
+            let err = TreeNode::decode(&leaf[..leaf.len() - cut]).unwrap_err();
+            assert_eq!(
+                err,
+                TreeError::CountTooLarge {
+                    what: "file chunks",
+                    count: 2,
+                    max: 1,
+                },
+                "cut {cut}"
+            );
+        }
     }
 
     #[test]

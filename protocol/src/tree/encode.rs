@@ -1,6 +1,6 @@
 //! Entry rules and the byte writer; the decoder checks the same rules.
 
-use super::entry::{EntryContent, TreeEntry, quote};
+use super::entry::{EntryContent, FileChunk, TreeEntry, quote};
 use super::{TREE_MAGIC, TREE_VERSION, TreeError};
 use crate::ids::BlobId;
 
@@ -21,6 +21,38 @@ fn check_len(entry: &TreeEntry, field: &str, len: usize, max: usize) -> Result<(
         return Err(invalid(
             entry,
             format!("{field} is {len} long, more than the format's {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a file's chunks: none is empty, and their lengths add up to the entry's size.
+fn check_chunks(entry: &TreeEntry, chunks: &[FileChunk]) -> Result<(), TreeError> {
+    let mut total = 0u64;
+    for (position, chunk) in chunks.iter().enumerate() {
+        if chunk.len == 0 {
+            return Err(invalid(
+                entry,
+                format!(
+                    "chunk {position} of {} has length 0; every chunk holds at least one byte",
+                    chunks.len()
+                ),
+            ));
+        }
+        total = total.checked_add(u64::from(chunk.len)).ok_or_else(|| {
+            invalid(
+                entry,
+                "chunk lengths add up to more than 2^64 - 1 bytes".to_owned(),
+            )
+        })?;
+    }
+    if total != entry.size {
+        return Err(invalid(
+            entry,
+            format!(
+                "chunk lengths add up to {total} bytes but the size is {}",
+                entry.size
+            ),
         ));
     }
     Ok(())
@@ -62,6 +94,7 @@ pub(crate) fn check_entry(entry: &TreeEntry) -> Result<(), TreeError> {
     match &entry.content {
         EntryContent::File { chunks, .. } => {
             check_len(entry, "chunk list", chunks.len(), u32::MAX as usize)?;
+            check_chunks(entry, chunks)?;
         }
         EntryContent::Symlink { target } => {
             if target.is_empty() {
@@ -130,7 +163,8 @@ pub(crate) fn encode_entry(entry: &TreeEntry, out: &mut Vec<u8>) -> Result<(), T
             }
             out.extend_from_slice(&(chunks.len() as u32).to_le_bytes());
             for chunk in chunks {
-                out.extend_from_slice(chunk.as_bytes());
+                out.extend_from_slice(chunk.id.as_bytes());
+                out.extend_from_slice(&chunk.len.to_le_bytes());
             }
         }
         EntryContent::Dir { subtree } => out.extend_from_slice(subtree.as_bytes()),
@@ -143,11 +177,13 @@ pub(crate) fn encode_entry(entry: &TreeEntry, out: &mut Vec<u8>) -> Result<(), T
     Ok(())
 }
 
-/// The blob ids an entry points at: its chunks, or its subtree.
-pub(crate) fn entry_refs(entry: &TreeEntry) -> &[BlobId] {
-    match &entry.content {
-        EntryContent::File { chunks, .. } => chunks,
-        EntryContent::Dir { subtree } => std::slice::from_ref(subtree),
-        _ => &[],
-    }
+/// The blob ids an entry points at: its chunks' ids, or its subtree
+/// (borrowed from the entry, so collecting a leaf's refs allocates nothing per entry).
+pub(crate) fn entry_refs(entry: &TreeEntry) -> impl Iterator<Item = BlobId> + '_ {
+    let (chunks, subtree): (&[FileChunk], _) = match &entry.content {
+        EntryContent::File { chunks, .. } => (chunks, None),
+        EntryContent::Dir { subtree } => (&[], Some(*subtree)),
+        _ => (&[], None),
+    };
+    chunks.iter().map(|chunk| chunk.id).chain(subtree)
 }

@@ -91,7 +91,7 @@ impl TryFrom<&str> for EntryName {
 
 /// The kind of a directory entry; its byte is stored in every entry.
 ///
-/// Never modify the numbers: they are part of the version-1 format.
+/// Never modify the numbers: they are part of the tree format (versions 1 and 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum EntryKind {
@@ -160,15 +160,35 @@ pub struct HardlinkGroup {
     pub inode: u64,
 }
 
+/// One piece of a file's content: the chunk's id and its plaintext length.
+///
+/// The lengths are stored so that a restore knows where every chunk starts in
+/// its file (the sum of the lengths before it) before opening any chunk, and
+/// can therefore write a large file in any order. A tree checks that every
+/// length is at least 1 and that a file's lengths add up to its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileChunk {
+    /// The data blob holding the chunk.
+    pub id: BlobId,
+    /// Plaintext bytes in the chunk (at least 1; the chunker's maximum is far below 4 GiB).
+    pub len: u32,
+}
+
+impl FileChunk {
+    /// Bytes one chunk takes in a tree: its id and its u32 length.
+    pub const ENCODED_LEN: usize = BlobId::LEN + 4;
+}
+
 /// What an entry holds beyond its metadata; its variant is the entry's kind.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EntryContent {
-    /// A regular file: its content as an ordered list of chunk ids.
+    /// A regular file: its content as an ordered list of chunks.
     File {
         /// Set when the file had more than one link at backup time.
         hardlink: Option<HardlinkGroup>,
-        /// The file's chunks, in order; empty for an empty file.
-        chunks: Vec<BlobId>,
+        /// The file's chunks, in order; empty for an empty file. Their
+        /// lengths add up to the entry's `size`.
+        chunks: Vec<FileChunk>,
     },
     /// A directory: the id of its tree (a leaf or an index).
     Dir {
@@ -213,7 +233,7 @@ impl EntryContent {
 
 /// One directory entry.
 ///
-/// Serialized layout (little-endian):
+/// Serialized layout (version 2, little-endian):
 ///
 /// ```text
 /// u16 name length, name bytes
@@ -227,7 +247,8 @@ impl EntryContent {
 ///     sorted by name, unique
 /// kind-specific:
 ///   file:    u8 hardlink flag (0 or 1); if 1: u64 device, u64 inode;
-///            u32 chunk count + count × 32-byte BlobId
+///            u32 chunk count + count × (32-byte BlobId, u32 plaintext length);
+///            every length ≥ 1, the lengths add up to `size`
 ///   dir:     32-byte BlobId of the subtree
 ///   symlink: u32 len + target bytes (non-empty)
 ///   block/char dev: u64 rdev
@@ -249,7 +270,8 @@ pub struct TreeEntry {
     pub group: Vec<u8>,
     /// Modification time.
     pub mtime: Timestamp,
-    /// Size in bytes as reported by the file system (the content length for files).
+    /// Size in bytes as reported by the file system; for a file, the content
+    /// length, which its chunk lengths must add up to.
     pub size: u64,
     /// Extended attributes, sorted by name (the builder sorts them).
     pub xattrs: Vec<Xattr>,

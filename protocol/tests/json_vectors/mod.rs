@@ -32,7 +32,7 @@ pub fn check(file: &str, actual: &serde_json::Value) {
     for (key, value) in fields {
         assert_eq!(
             &actual[key], value,
-            "vector {file} field {key:?} changed: a version-1 layout must never change"
+            "vector {file} field {key:?} changed: a committed layout must never change"
         );
     }
     assert_eq!(

@@ -110,7 +110,10 @@ fn content(sink: &MemorySink, entry: &TreeEntry) -> Vec<u8> {
         panic!("{} is not a file", entry.name);
     };
     let stored = sink.chunks.lock().unwrap();
-    chunks.iter().flat_map(|id| stored[id].clone()).collect()
+    chunks
+        .iter()
+        .flat_map(|chunk| stored[&chunk.id].clone())
+        .collect()
 }
 
 fn sample_tree(dir: &Path) {
@@ -369,7 +372,7 @@ impl crate::backup::sink::BlobSink for GrowingSink<'_> {
         &self,
         reader: &mut dyn std::io::Read,
         on_bytes: &mut dyn FnMut(u64),
-    ) -> Result<Vec<BlobId>, crate::upload::UploadError> {
+    ) -> Result<Vec<stowage_protocol::tree::FileChunk>, crate::upload::UploadError> {
         use std::io::Write as _;
         let mut file = std::fs::OpenOptions::new()
             .append(true)
