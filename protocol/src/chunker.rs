@@ -17,7 +17,7 @@
 //! The repository config records `seeded: true`.
 //!
 //! Two APIs: [`Chunker::chunks`] iterates over the chunks of a slice, and
-//! [`StreamChunker`] reads any [`std::io::Read`] with memory bounded by twice
+//! [`StreamChunker`] reads any [`std::io::Read`] with memory bounded by 1.5 times
 //! the maximum chunk size, lending each chunk as a slice
 //! ([`StreamChunker::next_chunk`], no copy) or yielding owned chunks as an
 //! [`Iterator`].

@@ -103,7 +103,7 @@ mod tests {
         Blob {
             kind: BlobKind::Data,
             id: BlobId::from_bytes([n; 32]),
-            plaintext: vec![n; len],
+            plaintext: vec![n; len].into(),
             refs: Vec::new(),
             lease: ByteBudget::new(u64::MAX).acquire(len as u64),
         }

@@ -31,10 +31,10 @@
 //!
 //! Bounded whatever the amount of data, by:
 //! - plaintext in flight (queued, waiting for the `missing` answer, or
-//!   waiting for a seal thread): at most [`PLAINTEXT_BUDGET`] (32 MiB)
+//!   waiting for a seal thread): at most [`PLAINTEXT_BUDGET`] (24 MiB)
 //!   ([`budget`]); callers wait when it is spent;
-//! - each caller thread's chunking window: up to twice the maximum chunk
-//!   size (16 MiB with the default 8 MiB maximum), reused across streams;
+//! - each caller thread's chunking window: up to 1.5 times the maximum
+//!   chunk size (12 MiB with the default 8 MiB maximum), reused across streams;
 //! - packs: `uploads_in_flight + 1` data packs at most (one open, shared by
 //!   the seal threads; the others waiting for an upload slot or being
 //!   sent), plus one tree pack, each up to the target size plus one blob
@@ -49,6 +49,7 @@ mod budget;
 mod dedup;
 mod error;
 mod pack;
+mod plaintext;
 mod progress;
 mod seal;
 mod send;
@@ -72,6 +73,7 @@ use stowage_protocol::tree::{FileChunk, TreeBlob};
 use self::batch::BatchLimits;
 use self::budget::{ByteBudget, Lease};
 use self::dedup::Dedup;
+use self::plaintext::Plaintext;
 use self::progress::add;
 use self::seal::Sealing;
 use self::send::Uploads;
@@ -81,7 +83,7 @@ use crate::throttle::Throttle;
 use crate::units::Rate;
 
 /// Plaintext bytes queued in the engine at most (see "Memory" above).
-pub const PLAINTEXT_BUDGET: u64 = 32 * 1024 * 1024;
+pub const PLAINTEXT_BUDGET: u64 = 24 * 1024 * 1024;
 
 /// How the engine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +114,7 @@ impl Default for UploadOptions {
 struct Blob {
     kind: BlobKind,
     id: BlobId,
-    plaintext: Vec<u8>,
+    plaintext: Plaintext,
     /// Tree blobs only: the ids the tree references.
     refs: Vec<BlobId>,
     /// The plaintext's share of [`PLAINTEXT_BUDGET`], returned on drop.
@@ -265,7 +267,7 @@ impl Uploader {
                         BlobKind::Data,
                         id,
                         chunk.data.len(),
-                        || chunk.data.to_vec(),
+                        || Plaintext::copy_of(chunk.data),
                         Vec::new(),
                     ) {
                         break Err(error);
@@ -297,7 +299,13 @@ impl Uploader {
             plaintext,
             refs,
         } = tree;
-        self.queue(BlobKind::Tree, id, plaintext.len(), || plaintext, refs)
+        self.queue(
+            BlobKind::Tree,
+            id,
+            plaintext.len(),
+            || plaintext.into(),
+            refs,
+        )
     }
 
     /// Queues one data blob (the snapshot's error log) and returns its id.
@@ -312,7 +320,7 @@ impl Uploader {
             BlobKind::Data,
             id,
             plaintext.len(),
-            || plaintext,
+            || plaintext.into(),
             Vec::new(),
         )?;
         Ok(id)
@@ -369,7 +377,7 @@ impl Uploader {
         kind: BlobKind,
         id: BlobId,
         len: usize,
-        plaintext: impl FnOnce() -> Vec<u8>,
+        plaintext: impl FnOnce() -> Plaintext,
         refs: Vec<BlobId>,
     ) -> Result<(), UploadError> {
         let first = self
