@@ -1,67 +1,63 @@
-//! Writing file contents: downloads grouped by pack and run ahead in
-//! parallel, writes spread over several threads, every file written in
-//! order through a bounded window.
+//! Writing file contents: chunks read pack by pack, written wherever they
+//! belong, files finished as their last chunk lands.
 //!
-//! A tree records each file's chunk ids but not each chunk's plaintext
-//! length (a location gives only the sealed, maybe compressed, length), so
-//! a chunk's offset in its file is known only once the chunks before it are
-//! open. Files are therefore written in order, but many at once and far
-//! ahead of the writes: the files, in walk order (which is the order the
-//! backup packed them), are cut into *batches* of about [`BATCH_BYTES`] of
-//! sealed chunks (a large file spans several batches). Each batch's chunks
-//! are grouped by pack and neighbouring ranges coalesced, so a batch costs a
-//! few range requests (the backup's parallel readers spread neighbouring
-//! files over a few packs): on 1.5 GB of real files, one request per
-//! 0.5 MB of sealed chunks, about 180 requests per second at full speed,
-//! inside the server's default per-agent budget. Batches download as spawned tasks, so they
-//! keep going while the writers are busy, and are handed in order to
-//! [`writers`] writer threads (one per core); a file always goes to the same writer, so
-//! its chunks arrive in order. A writer opens (decrypts, decompresses,
-//! id-checks) each chunk just before writing it: a batch waits in memory
-//! as sealed, compressed bytes, a fraction of its plaintext.
-//!
-//! Writing truly out of order (many parts of one huge file at once) would
-//! need each chunk's plaintext length in the tree format; with this layout
-//! one big file is still downloaded [`BATCHES_ALIVE`] batches ahead, so
-//! only its opening and its disk writes are serial.
+//! A tree records each chunk's plaintext length, so every chunk's offset in
+//! its file is known up front. The [`plan`] orders every chunk use by pack
+//! (packs in the order the files first need them, each pack's chunks by
+//! offset) and cuts that order into batches of about [`BATCH_BYTES`] of
+//! sealed chunks, so a restore costs a few long range requests per pack
+//! instead of one per file, and a chunk used in several places is fetched
+//! and opened once. Batches download as spawned tasks, at most
+//! [`BATCHES_ALIVE`] at once, and each is split between [`writers`] writer
+//! threads (one per core) that open (decrypt, decompress, id-check, length-
+//! check) each chunk and write it with positioned writes, so one large
+//! file is written by all writers at once and out of order. The [`files`]
+//! table creates each file on its first chunk, keeps a bounded number
+//! open, and hands a file to be finished by whichever writer does its last
+//! write.
 //!
 //! Memory: at most [`BATCHES_ALIVE`] batches of sealed bytes (downloading,
-//! or waiting for and being written by the writers), plus one reused chunk
-//! buffer per writer, whatever the file and snapshot sizes.
+//! or waiting for and being written by the writers), one reused chunk
+//! buffer per writer, and the plan's 24 bytes per chunk use.
 //!
-//! A file is written under a temporary name ([`safe::partial_name`]) and
+//! A file is written under a temporary name ([`super::safe::partial_name`]) and
 //! renamed onto its real name only when every chunk was written and its
-//! metadata applied. When a chunk is missing or damaged the temporary file
-//! is removed: the file is not created (and a file already at that name is
-//! left as it was), and the failure names the file, the blob and the pack.
+//! metadata applied. When a chunk is missing, damaged or of the wrong
+//! length the temporary file is removed: the file is not created (and a
+//! file already at that name is left as it was), and the failure names the
+//! file, the blob and the pack.
+
+mod files;
+mod plan;
+mod writer;
 
 use std::collections::HashMap;
-use std::ops::Range;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
 use stowage_protocol::api::BlobLocation;
-use stowage_protocol::blob::{BlobKind, BlobOpener};
+use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::tree::{EntryContent, FileChunk, TreeEntry};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use self::files::FileTable;
+use self::plan::{Plan, Use};
+use self::writer::{Shared, Work, Writer};
+use super::Problems;
 use super::progress::Progress;
-use super::safe::{self, Target};
-use super::{Problems, meta, sparse};
+use super::safe::Target;
 use crate::reader::{ReadError, RepoReader, SealedBlob};
 
 /// Sealed bytes of chunks per batch. Measured on 1.5 GB of real files
 /// (scripts/bench-agent): 4 MiB batches, 2 alive, restore as fast as 12 MiB
 /// batches, 4 alive, in less than half the memory — a batch is held until
-/// its last file is written, so small batches free memory sooner — for
-/// about 40 % more range requests.
+/// its last chunk is written, so small batches free memory sooner.
 pub const BATCH_BYTES: u64 = 4 << 20;
 /// Batches held at once: downloading, or waiting for and being written by
 /// the writers.
 pub const BATCHES_ALIVE: usize = 2;
-/// Packs of one batch read at once.
+/// Packs of one batch read at once (a batch spans packs only at a pack's end).
 const PACKS_PER_BATCH: usize = 4;
 /// Threads writing files (each also opens its chunks, so one per core
 /// keeps every core busy; each holds one chunk's plaintext buffer, up to the
@@ -85,7 +81,8 @@ pub struct FileJob {
 }
 
 impl FileJob {
-    fn chunks(&self) -> &[FileChunk] {
+    /// The file's chunks, in order (none for an empty file).
+    pub fn chunks(&self) -> &[FileChunk] {
         match &self.entry.content {
             EntryContent::File { chunks, .. } => chunks,
             _ => &[],
@@ -98,34 +95,20 @@ impl FileJob {
     }
 }
 
-/// A run of one file's chunks inside one batch.
-#[derive(Debug, Clone)]
-struct Segment {
-    file: usize,
-    chunks: Range<usize>,
-    first: bool,
-    last: bool,
-}
-
 /// A downloaded batch: each needed chunk's sealed bytes, or why not.
 type Fetched = HashMap<BlobId, Result<SealedBlob, ReadError>>;
 
 /// A downloaded batch and its place among the [`BATCHES_ALIVE`], given back
 /// when the last writer done with it drops it.
-struct Batch {
+#[derive(Debug)]
+pub struct Batch {
     blobs: Fetched,
     #[allow(dead_code, reason = "held for its Drop, which frees the batch's place")]
     permit: OwnedSemaphorePermit,
 }
 
-/// One writer's share of a batch.
-struct Work {
-    batch: Arc<Batch>,
-    segments: Vec<Segment>,
-}
-
-/// Writes the content of `files`; returns which files failed and why
-/// (index into `files`, message) plus warnings, all through `problems`.
+/// Writes the content of `files`; returns which files were written (by
+/// index into `files`) plus the failures and warnings, through `Problems`.
 ///
 /// # Errors
 ///
@@ -139,71 +122,55 @@ pub async fn restore(
 ) -> Result<(Vec<bool>, Problems), ReadError> {
     let mut ids: Vec<BlobId> = files
         .iter()
-        .flat_map(|f| f.chunks().iter().map(|chunk| chunk.id))
+        .flat_map(|f| f.chunks().iter().map(|c| c.id))
         .collect();
     ids.sort_unstable();
     ids.dedup();
     let located = reader.locate(&ids).await?;
     drop(ids);
-    let locations: Arc<HashMap<BlobId, BlobLocation>> =
-        Arc::new(located.found.into_iter().map(|l| (l.id, l)).collect());
-    let batches = cut_batches(&files, &locations);
-
-    let writer_count = writers();
-    let mut senders = Vec::with_capacity(writer_count);
-    let mut writers = Vec::with_capacity(writer_count);
-    for _ in 0..writer_count {
-        let (tx, rx) = mpsc::channel::<Work>(1);
-        senders.push(tx);
-        let (reader, target, files, progress) = (
-            reader.clone(),
-            Arc::clone(&target),
-            Arc::clone(&files),
-            Arc::clone(&progress),
-        );
-        writers.push(tokio::task::spawn_blocking(move || {
-            Writer::new(&reader, &target, &files, chown, &progress).run(rx)
-        }));
-    }
+    let locations: HashMap<BlobId, BlobLocation> =
+        located.found.into_iter().map(|l| (l.id, l)).collect();
+    let lists: Vec<&[FileChunk]> = files.iter().map(FileJob::chunks).collect();
+    let Plan {
+        uses,
+        batches,
+        left,
+    } = Plan::new(&lists, &locations, BATCH_BYTES);
+    drop(lists);
+    let shared = Arc::new(Shared {
+        reader: reader.clone(),
+        table: FileTable::new(Arc::clone(&files), Arc::clone(&target), &left),
+        target,
+        files: Arc::clone(&files),
+        chown,
+        progress,
+    });
+    let (senders, threads) = start_writers(&shared).await;
+    let uses = Arc::new(uses);
     let (in_order, mut in_order_rx) = mpsc::channel(BATCHES_ALIVE);
-    let downloader = {
-        let (reader, files) = (reader.clone(), Arc::clone(&files));
-        tokio::spawn(async move {
-            let alive = Arc::new(Semaphore::new(BATCHES_ALIVE));
-            for segments in batches {
-                let permit = Arc::clone(&alive)
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                let ids = files_chunks(&files, &segments);
-                let (reader, locations) = (reader.clone(), Arc::clone(&locations));
-                // Spawned, so downloads go on while the writers are busy.
-                let download = tokio::spawn(async move {
-                    let blobs = fetch(&reader, &locations, &ids).await;
-                    (segments, Arc::new(Batch { blobs, permit }))
-                });
-                if in_order.send(download).await.is_err() {
-                    break;
-                }
-            }
-        })
-    };
+    let downloader = tokio::spawn(download(
+        reader.clone(),
+        Arc::clone(&files),
+        Arc::clone(&uses),
+        Arc::new(locations),
+        batches,
+        in_order,
+    ));
     while let Some(download) = in_order_rx.recv().await {
-        let (segments, batch) = download
+        let (range, batch) = download
             .await
             .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
-        let mut per_writer: Vec<Vec<Segment>> = vec![Vec::new(); writer_count];
-        for segment in segments {
-            per_writer[segment.file % writer_count].push(segment);
-        }
-        for (writer, segments) in per_writer.into_iter().enumerate() {
-            if !segments.is_empty() {
-                let work = Work {
+        let parts = split(&uses[range], senders.len(), |u: &Use| {
+            files[u.file].chunks()[u.chunk as usize].id
+        });
+        for (sender, uses) in senders.iter().zip(parts) {
+            if !uses.is_empty() {
+                let work = Work::Batch {
                     batch: Arc::clone(&batch),
-                    segments,
+                    uses,
                 };
                 // A writer only stops early by panicking, which the join below reports.
-                let _ = senders[writer].send(work).await;
+                let _ = sender.send(work).await;
             }
         }
     }
@@ -213,8 +180,8 @@ pub async fn restore(
     drop(senders);
     let mut ok = vec![true; files.len()];
     let mut problems = Problems::default();
-    for writer in writers {
-        let (failed, found) = writer
+    for thread in threads {
+        let (failed, found) = thread
             .await
             .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
         for index in failed {
@@ -225,56 +192,75 @@ pub async fn restore(
     Ok((ok, problems))
 }
 
-/// Cuts the files, in order, into batches of about [`BATCH_BYTES`].
-fn cut_batches(files: &[FileJob], locations: &HashMap<BlobId, BlobLocation>) -> Vec<Vec<Segment>> {
-    let mut batches = Vec::new();
-    let mut batch: Vec<Segment> = Vec::new();
-    let mut bytes = 0u64;
-    for (index, file) in files.iter().enumerate() {
-        let chunks = file.chunks();
-        let mut start = 0;
-        loop {
-            let mut end = start;
-            while end < chunks.len() && (bytes < BATCH_BYTES || end == start) {
-                bytes += locations
-                    .get(&chunks[end].id)
-                    .map_or(0, |l| u64::from(l.length));
-                end += 1;
-            }
-            batch.push(Segment {
-                file: index,
-                chunks: start..end,
-                first: start == 0,
-                last: end == chunks.len(),
-            });
-            if bytes >= BATCH_BYTES {
-                batches.push(std::mem::take(&mut batch));
-                bytes = 0;
-            }
-            if end == chunks.len() {
-                break;
-            }
-            start = end;
+type WriterThread = tokio::task::JoinHandle<(Vec<usize>, Problems)>;
+
+/// Starts the [`writers`] and gives each its share of the files without
+/// content, which need no download.
+async fn start_writers(shared: &Arc<Shared>) -> (Vec<mpsc::Sender<Work>>, Vec<WriterThread>) {
+    let count = writers();
+    let mut senders = Vec::with_capacity(count);
+    let mut threads = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (tx, rx) = mpsc::channel::<Work>(1);
+        senders.push(tx);
+        let shared = Arc::clone(shared);
+        threads.push(tokio::task::spawn_blocking(move || {
+            Writer::new(&shared).run(rx)
+        }));
+    }
+    let empty = shared.table.without_writes();
+    for (writer, sender) in senders.iter().enumerate() {
+        let share: Vec<usize> = empty.iter().copied().skip(writer).step_by(count).collect();
+        if !share.is_empty() {
+            // A writer only stops early by panicking, which the caller's join reports.
+            let _ = sender.send(Work::Empty(share)).await;
         }
     }
-    if !batch.is_empty() {
-        batches.push(batch);
-    }
-    batches
+    (senders, threads)
 }
 
-fn files_chunks(files: &[FileJob], segments: &[Segment]) -> Vec<BlobId> {
-    let mut ids: Vec<BlobId> = segments
-        .iter()
-        .flat_map(|s| {
-            files[s.file].chunks()[s.chunks.clone()]
-                .iter()
-                .map(|chunk| chunk.id)
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
+/// Downloads the batches, at most [`BATCHES_ALIVE`] held at once, each as
+/// its own task (so downloads go on while the writers are busy), and sends
+/// them in order to `in_order`.
+async fn download(
+    reader: RepoReader,
+    files: Arc<Vec<FileJob>>,
+    uses: Arc<Vec<Use>>,
+    locations: Arc<HashMap<BlobId, BlobLocation>>,
+    batches: Vec<std::ops::Range<usize>>,
+    in_order: mpsc::Sender<tokio::task::JoinHandle<(std::ops::Range<usize>, Arc<Batch>)>>,
+) {
+    let alive = Arc::new(Semaphore::new(BATCHES_ALIVE));
+    for range in batches {
+        let permit = Arc::clone(&alive)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let mut ids: Vec<BlobId> = uses[range.clone()]
+            .iter()
+            .map(|u| files[u.file].chunks()[u.chunk as usize].id)
+            .collect();
+        ids.dedup();
+        let (reader, locations) = (reader.clone(), Arc::clone(&locations));
+        let download = tokio::spawn(async move {
+            let blobs = fetch(&reader, &locations, &ids).await;
+            (range, Arc::new(Batch { blobs, permit }))
+        });
+        if in_order.send(download).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Deals the blobs of `uses` out to `writers` shares in turn, each blob
+/// with all its uses (adjacent in `uses`), so every writer opens its own
+/// blobs and the batch's work is spread evenly.
+fn split(uses: &[Use], writers: usize, id: impl Fn(&Use) -> BlobId) -> Vec<Vec<Use>> {
+    let mut shares: Vec<Vec<Use>> = vec![Vec::new(); writers];
+    for (n, group) in uses.chunk_by(|a, b| id(a) == id(b)).enumerate() {
+        shares[n % writers].extend_from_slice(group);
+    }
+    shares
 }
 
 /// Downloads and opens `ids`, grouped by pack, several packs at once.
@@ -323,260 +309,30 @@ async fn fetch(
     out
 }
 
-/// A file being written.
-struct OpenFile {
-    dir: OwnedFd,
-    temp: Vec<u8>,
-    file: Option<std::fs::File>,
-    offset: u64,
-    /// Every distinct cause of failure so far (each damaged or missing
-    /// blob is named, not only the first); nothing is written after the first.
-    failures: Vec<String>,
-}
-
-/// One writer thread: creates, fills, finishes and renames its files.
-struct Writer<'a> {
-    reader: &'a RepoReader,
-    opener: BlobOpener,
-    /// One chunk's plaintext, reused for every chunk this writer writes.
-    plain: Vec<u8>,
-    target: &'a Target,
-    files: &'a [FileJob],
-    chown: bool,
-    progress: &'a Progress,
-    open: HashMap<usize, OpenFile>,
-    dir_cache: Option<(Vec<u8>, OwnedFd)>,
-    failed: Vec<usize>,
-    problems: Problems,
-}
-
-impl<'a> Writer<'a> {
-    fn new(
-        reader: &'a RepoReader,
-        target: &'a Target,
-        files: &'a [FileJob],
-        chown: bool,
-        progress: &'a Progress,
-    ) -> Self {
-        Self {
-            reader,
-            opener: BlobOpener::new(),
-            plain: Vec::new(),
-            target,
-            files,
-            chown,
-            progress,
-            open: HashMap::new(),
-            dir_cache: None,
-            failed: Vec::new(),
-            problems: Problems::default(),
-        }
-    }
-
-    fn run(mut self, mut rx: mpsc::Receiver<Work>) -> (Vec<usize>, Problems) {
-        while let Some(work) = rx.blocking_recv() {
-            for segment in &work.segments {
-                self.segment(segment, &work.batch.blobs);
-            }
-        }
-        (self.failed, self.problems)
-    }
-
-    fn dir(&mut self, relative: &[u8]) -> std::io::Result<OwnedFd> {
-        if let Some((path, fd)) = &self.dir_cache
-            && path == relative
-        {
-            return fd.try_clone();
-        }
-        let fd = self.target.open_dir(relative)?;
-        let copy = fd.try_clone()?;
-        self.dir_cache = Some((relative.to_vec(), fd));
-        Ok(copy)
-    }
-
-    fn segment(&mut self, segment: &Segment, blobs: &Fetched) {
-        let job = &self.files[segment.file];
-        if segment.first {
-            let temp = safe::partial_name(segment.file);
-            let opened = self.dir(&job.dir).and_then(|dir| {
-                let file = safe::create_file(&dir, &temp)?;
-                Ok((dir, file))
-            });
-            let open = match opened {
-                Ok((dir, file)) => OpenFile {
-                    dir,
-                    temp,
-                    file: Some(file),
-                    offset: 0,
-                    failures: Vec::new(),
-                },
-                Err(error) => {
-                    self.fail(segment.file, vec![format!("cannot be created - {error}")]);
-                    return;
-                }
-            };
-            self.open.insert(segment.file, open);
-        }
-        let Some(open) = self.open.get_mut(&segment.file) else {
-            return; // creating it failed and was reported
-        };
-        for (position, chunk) in job.chunks()[segment.chunks.clone()].iter().enumerate() {
-            let (number, id) = (segment.chunks.start + position, &chunk.id);
-            let failure = match blobs.get(id) {
-                Some(Ok(_)) if !open.failures.is_empty() => None,
-                Some(Ok(sealed)) => {
-                    let file = open.file.as_ref().expect("open until finished");
-                    let written = self
-                        .reader
-                        .open_into(&mut self.opener, sealed, &mut self.plain)
-                        .map_err(|error| error.to_string())
-                        .and_then(|()| {
-                            sparse::write_sparse(file, open.offset, &self.plain)
-                                .map_err(|error| format!("writing failed - {error}"))
-                        });
-                    match written {
-                        Ok(()) => {
-                            open.offset += self.plain.len() as u64;
-                            self.progress.add_bytes(self.plain.len() as u64);
-                            None
-                        }
-                        Err(failure) => Some(failure),
-                    }
-                }
-                Some(Err(error)) => Some(error.to_string()),
-                None => Some(format!("chunk {number} ({id}) was not downloaded")),
-            };
-            if let Some(failure) = failure
-                && !open.failures.contains(&failure)
-            {
-                open.failures.push(failure);
-            }
-        }
-        if segment.last {
-            let open = self.open.remove(&segment.file).expect("present above");
-            self.finish(segment.file, open);
-        }
-    }
-
-    fn finish(&mut self, index: usize, mut open: OpenFile) {
-        let job = &self.files[index];
-        let file = open.file.take().expect("open until finished");
-        let result = if open.failures.is_empty() {
-            file.set_len(open.offset)
-                .map_err(|e| format!("setting its length failed - {e}"))
-                .and_then(|()| {
-                    meta::apply_fd(&file, &job.entry, self.chown).map_err(|e| e.to_string())
-                })
-                .and_then(|warnings| {
-                    drop(file);
-                    for warning in warnings {
-                        self.problems.warn(&job.path(), warning);
-                    }
-                    safe::rename(&open.dir, &open.temp, &job.name)
-                        .map_err(|e| format!("moving it into place failed - {e}"))
-                })
-                .map_err(|message| vec![message])
-        } else {
-            Err(std::mem::take(&mut open.failures))
-        };
-        match result {
-            Ok(()) => self.progress.add_file(),
-            Err(messages) => {
-                let _ = safe::remove(&open.dir, &open.temp);
-                self.fail(index, messages);
-            }
-        }
-    }
-
-    /// Records every cause of a file's failure (one error per cause, so a
-    /// report grouped by cause lists the file under each).
-    fn fail(&mut self, index: usize, messages: Vec<String>) {
-        self.failed.push(index);
-        let path = self.files[index].path();
-        for message in messages {
-            self.problems.error(&path, message);
-        }
-        self.progress.add_file();
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use stowage_protocol::tree::{EntryName, Timestamp};
-
     use super::*;
 
-    fn job(chunks: Vec<BlobId>) -> FileJob {
-        FileJob {
-            dir: Vec::new(),
-            name: b"f".to_vec(),
-            entry: TreeEntry {
-                name: EntryName::try_from("f").unwrap(),
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                user: Vec::new(),
-                group: Vec::new(),
-                mtime: Timestamp::default(),
-                size: 0,
-                xattrs: Vec::new(),
-                content: EntryContent::File {
-                    hardlink: None,
-                    chunks: chunks
-                        .into_iter()
-                        .map(|id| FileChunk { id, len: 1 })
-                        .collect(),
-                },
-            },
-        }
-    }
-
-    fn located(ids: &[BlobId], length: u32) -> HashMap<BlobId, BlobLocation> {
-        ids.iter()
-            .map(|id| {
-                let location = BlobLocation {
-                    id: *id,
-                    pack_id: PackId::from_bytes([1; 32]),
-                    offset: 88,
-                    length,
-                    kind: BlobKind::Data,
-                };
-                (*id, location)
-            })
-            .collect()
-    }
-
     #[test]
-    fn a_big_file_spans_batches_in_order_and_small_files_share_one() {
-        // Arrange: a file of 10 chunks of a quarter batch each, then two empty files and a 1-chunk file.
-        let big: Vec<BlobId> = (0..10u8).map(|i| BlobId::from_bytes([i; 32])).collect();
-        let small = BlobId::from_bytes([99; 32]);
-        let files = vec![job(big.clone()), job(vec![]), job(vec![]), job(vec![small])];
-        let mut all = big.clone();
-        all.push(small);
+    fn a_batch_is_dealt_out_blob_by_blob_keeping_each_blobs_uses_together() {
+        // Arrange: blob 1 used twice, then blobs 2, 3 and 4 once.
+        let ids = [1u8, 1, 2, 3, 4];
+        let uses: Vec<Use> = (0..ids.len())
+            .map(|file| Use {
+                file,
+                offset: 0,
+                chunk: 0,
+            })
+            .collect();
 
         // Act
-        let quarter = u32::try_from(BATCH_BYTES / 4).unwrap();
-        let batches = cut_batches(&files, &located(&all, quarter));
+        let shares = split(&uses, 2, |u| BlobId::from_bytes([ids[u.file]; 32]));
 
         // Assert
-        let big_segments: Vec<_> = batches
+        let files: Vec<Vec<usize>> = shares
             .iter()
-            .flatten()
-            .filter(|s| s.file == 0)
-            .map(|s| (s.chunks.clone(), s.first, s.last))
+            .map(|share| share.iter().map(|u| u.file).collect())
             .collect();
-        assert_eq!(
-            big_segments,
-            [
-                (0..4, true, false),
-                (4..8, false, false),
-                (8..10, false, true)
-            ]
-        );
-        let last = batches.last().unwrap();
-        let rest: Vec<usize> = last.iter().map(|s| s.file).collect();
-        assert_eq!(rest, [0, 1, 2, 3]);
-        assert!(last[1].first && last[1].last && last[1].chunks.is_empty());
+        assert_eq!(files, [vec![0, 1, 3], vec![2, 4]]);
     }
 }

@@ -6,9 +6,10 @@
 //!    (filtered by `--include`).
 //! 2. [`prepare`]: directories are made, the `--overwrite` policy decided,
 //!    symlinks, fifos and device nodes made; files and hard links listed.
-//! 3. [`content`]: file contents downloaded (grouped by pack, in parallel)
-//!    and written (several files at once, sparse, under temporary names,
-//!    renamed into place only when complete).
+//! 3. [`content`]: file contents downloaded pack by pack (long range
+//!    reads, in parallel) and each chunk written wherever it belongs, out
+//!    of order within a file (sparse, under temporary names, renamed into
+//!    place only when complete).
 //! 4. [`finish`]: hard links, then directory metadata, deepest first.
 //!
 //! # Safety
@@ -244,4 +245,4 @@ fn totals(nodes: &[Node]) -> (u64, u64) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -207,6 +207,31 @@ pub fn create_file(dir: impl AsFd, name: &[u8]) -> io::Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
+/// Opens again, for writing, a partial file this restore created in `dir`
+/// and closed to stay under its open-file limit. Never follows a symlink
+/// and never blocks on a FIFO put in its place; anything but a regular
+/// file there is refused.
+///
+/// # Errors
+///
+/// A bad name, the `openat` failure, or `EINVAL` for a non-regular file.
+pub fn reopen_file(dir: impl AsFd, name: &[u8]) -> io::Result<std::fs::File> {
+    let name = check_name(name)?;
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    if !FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode).is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is no longer a regular file",
+        ));
+    }
+    Ok(std::fs::File::from(fd))
+}
+
 /// Moves `from` to `to` inside `dir`, replacing whatever entry `to` is
 /// (a symlink there is replaced, never followed).
 ///

@@ -51,7 +51,13 @@ fn dir(name: &str, mode: u32, seconds: i64) -> TreeEntry {
     entry(name, mode, seconds, EntryContent::Dir { subtree })
 }
 
-fn file(name: &str, mode: u32, seconds: i64, hardlink: Option<HardlinkGroup>) -> TreeEntry {
+/// A file entry without content, for tests of anything but its chunks.
+pub(crate) fn file(
+    name: &str,
+    mode: u32,
+    seconds: i64,
+    hardlink: Option<HardlinkGroup>,
+) -> TreeEntry {
     let content = EntryContent::File {
         hardlink,
         chunks: Vec::new(),
