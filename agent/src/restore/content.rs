@@ -17,8 +17,13 @@
 //! write.
 //!
 //! Memory: at most [`BATCHES_ALIVE`] batches of sealed bytes (downloading,
-//! or waiting for and being written by the writers), one reused chunk
-//! buffer per writer, and the plan's 24 bytes per chunk use.
+//! or waiting for and being written by the writers) and one reused chunk
+//! buffer per writer, whatever the sizes; and growing with the snapshot,
+//! per chunk of every file the file's own list (36 bytes), the plan's use
+//! (24 bytes) and, per distinct chunk, its location (about 100 bytes with
+//! the map's overhead): some 160 MB for a million chunks (a terabyte of
+//! files at the default 1 MiB average), plus about 50 bytes of state per
+//! file beside its entry.
 //!
 //! A file is written under a temporary name ([`super::safe::partial_name`]) and
 //! renamed onto its real name only when every chunk was written and its
