@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use secrecy::ExposeSecret;
 use stowage_protocol::blob::BlobKind;
-use stowage_protocol::ids::PackId;
+use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::pack::{PackEntry, PackReader};
 use stowage_server::configuration::Settings;
 use stowage_server::storage::{ObjectKey, ObjectStore};
@@ -129,6 +130,27 @@ impl TestServer {
         self.admin(&["token", "create", "--tenant", name])
             .trim()
             .to_owned()
+    }
+
+    /// Removes blob `id` from the server's index, as a garbage collection
+    /// (or an index repair) that dropped it would: the pack object stays,
+    /// but the server no longer reports the blob as present.
+    pub fn forget_blob(&self, id: &BlobId) {
+        let settings = Settings::from_sources(None, &self.env.iter().cloned().collect())
+            .expect("the test settings are valid");
+        let url = settings.database.url.expose_secret().to_owned();
+        block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url)
+                .await
+                .expect("the test database opens");
+            let deleted = sqlx::query("DELETE FROM blobs WHERE id = $1")
+                .bind(id.as_bytes().to_vec())
+                .execute(&pool)
+                .await
+                .expect("the blob row is deleted");
+            assert_eq!(deleted.rows_affected(), 1, "blob {id} was indexed once");
+        });
     }
 
     /// Every pack object the server stores (all tenants), sorted by key.

@@ -2,7 +2,9 @@
 //! unchanged tree uploads no data, and after changing about 1% of the files
 //! only the changed chunks go up. Both are checked twice: by the agent's own
 //! counters (the `--json` summary and the committed snapshot's summary) and
-//! by the packs that actually appeared in the server's object store.
+//! by the packs that actually appeared in the server's object store. And a
+//! cache that names chunks the server no longer holds costs one refused
+//! run and a re-read, never a snapshot that cannot be restored.
 
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
@@ -163,4 +165,54 @@ fn after_changing_one_percent_of_the_files_only_the_changed_chunks_go_up(backend
 on_both_backends!(
     a_second_backup_without_changes_uploads_no_data_packs,
     after_changing_one_percent_of_the_files_only_the_changed_chunks_go_up,
+    a_cache_naming_chunks_the_server_lost_is_dropped_and_the_next_run_reads_again,
 );
+
+fn a_cache_naming_chunks_the_server_lost_is_dropped_and_the_next_run_reads_again(backend: Backend) {
+    // Arrange: two files backed up once; then the server loses the chunk of
+    // the one that will stay unchanged (as a collection would), and the other
+    // one changes, so the next backup takes the lost chunk from its cache.
+    let Some(server) = TestServer::start(backend, "stale-cache") else {
+        return;
+    };
+    let tenant = Tenant::create(&server, "StaleCache");
+    let agent = tenant.enroll("stale-cache-host");
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("source");
+    std::fs::create_dir_all(&root).unwrap();
+    fixture::write_random(&root.join("changes.bin"), "changes", 40_000);
+    fixture::write_random(&root.join("stays.bin"), "stays", 50_000);
+    agent.backup(&[&root]).expect_success();
+    let stays = std::fs::read(root.join("stays.bin")).unwrap();
+    server.forget_blob(&agent.context().keys.id_key().chunk_id(&stays));
+    fixture::rewrite_in_place(&root.join("changes.bin"), "changed");
+
+    // Act
+    let refused = agent.backup(&[&root]);
+    let retried = agent.backup(&[&root]);
+
+    // Assert: the first run names the problem and drops the cache; the
+    // second reads both files, uploads the lost chunk again and restores.
+    refused.expect_code(1);
+    assert!(
+        refused.stderr.contains("not stored")
+            && refused
+                .stderr
+                .contains("the local cache named chunks the server no longer holds"),
+        "{}",
+        refused.stderr
+    );
+    retried.expect_success();
+    let report = retried.json();
+    assert_eq!(counter(&report, "files"), 2, "{report}");
+    assert_eq!(counter(&report, "files_unchanged"), 0, "{report}");
+    assert_eq!(
+        agent.snapshots().len(),
+        2,
+        "the refused snapshot was not committed"
+    );
+    let target = work.path().join("restored");
+    agent.restore("latest", &target).expect_success();
+    let restored = target.join(root.strip_prefix("/").unwrap());
+    assert_eq!(std::fs::read(restored.join("stays.bin")).unwrap(), stays);
+}

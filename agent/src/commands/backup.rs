@@ -10,6 +10,7 @@
 //! server accepted the commit.
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -51,6 +52,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
         .open_session(None)
         .await
         .context("unable to open an upload session")?;
+    let cache_path = backup::cache_path(&context.cache_dir, &host, &paths);
     let job = Job {
         client: context.client.clone(),
         runtime: tokio::runtime::Handle::current(),
@@ -62,7 +64,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
             ..UploadOptions::default()
         },
         source,
-        cache_path: backup::cache_path(&context.cache_dir, &host, &paths),
+        cache_path: cache_path.clone(),
         parent,
         low_priority: args.low_priority,
         progress: !global.no_progress && !args.json,
@@ -93,9 +95,10 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
             } else {
                 anyhow::anyhow!(
                     "the server refused the snapshot: {} blobs it references are not stored \
-                     (first: {})",
+                     (first: {}); {}",
                     missing.len(),
-                    missing[0]
+                    missing[0],
+                    drop_stale_cache(&cache_path)
                 )
             }
         })?;
@@ -125,6 +128,30 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// After the server refused a snapshot for blobs it does not hold: those
+/// are chunks of unchanged files, taken from the local cache without
+/// reading them, which the server no longer has (collected, or its index
+/// repaired). Removing the cache makes the next run read every file and
+/// upload what is missing, instead of failing the same way every time.
+/// Returns what to tell the operator.
+fn drop_stale_cache(cache_path: &Path) -> String {
+    match std::fs::remove_file(cache_path) {
+        Ok(()) => format!(
+            "the local cache named chunks the server no longer holds, so it was removed ({}): \
+             run the backup again and it will read every file",
+            cache_path.display()
+        ),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            "run the backup again".to_owned()
+        }
+        Err(error) => format!(
+            "the local cache may name chunks the server no longer holds, and removing it \
+             failed ({}: {error}): delete it, then run the backup again",
+            cache_path.display()
+        ),
+    }
 }
 
 fn source(args: &BackupArgs) -> anyhow::Result<Source> {
