@@ -19,7 +19,7 @@ use crate::db::audit::{self, NewAuditEntry};
 use crate::db::jobs::{self, JobSummary};
 use crate::db::plans::{self, Plan};
 use crate::db::{Database, DbError, agents};
-use crate::domain::{KeepCounts, PlanInput, PlanSpec, Sources};
+use crate::domain::{KeepCounts, PlanDuration, PlanInput, PlanSpec, Sources};
 
 /// `plan create` options.
 #[derive(Debug, Clone, Args)]
@@ -202,7 +202,7 @@ pub async fn list(settings: &Settings, tenant_name: &str, as_json: bool) -> anyh
 }
 
 fn plan_json(plan: &Plan) -> serde_json::Value {
-    let secs = |d: Option<crate::domain::PlanDuration>| d.map(|d| d.as_secs());
+    let secs = |d: Option<PlanDuration>| d.map(PlanDuration::as_secs);
     let r = &plan.retention;
     json!({
         "id": plan.id.to_hex(),
