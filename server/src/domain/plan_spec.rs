@@ -126,12 +126,12 @@ pub enum PlanSpecError {
     Retention(#[from] RetentionError),
     /// The schedule leaves longer gaps than the RPO allows.
     #[error(
-        "the schedule {schedule} leaves up to {gap} between backups ({between}), longer than the RPO of {rpo}; run it more often or raise --rpo"
+        "the schedule {schedule} leaves {gap} between backups ({between}), longer than the RPO of {rpo}; run it more often or raise --rpo"
     )]
     RpoShorterThanInterval {
         /// The schedule, with its zone.
         schedule: String,
-        /// The longest gap.
+        /// The first wait longer than the RPO.
         gap: String,
         /// Its ends.
         between: String,
@@ -170,10 +170,10 @@ impl PlanSpec {
         let rto = duration("--rto", input.rto.as_deref())?;
         let restore_test_every =
             duration("--restore-test-every", input.restore_test_every.as_deref())?;
-        let gap = schedule.longest_gap(now)?;
-        if let Some(rpo) = rpo
-            && gap.seconds > rpo.as_secs()
-        {
+        // Without an RPO, any wait will do; a limit beyond the horizon still
+        // finds a schedule that never runs.
+        let limit = rpo.map_or(u64::MAX, |rpo| rpo.as_secs());
+        if let (Some(rpo), Some(gap)) = (rpo, schedule.gap_longer_than(now, limit)?) {
             return Err(PlanSpecError::RpoShorterThanInterval {
                 schedule: schedule.to_string(),
                 gap: format_seconds(gap.seconds),

@@ -6,8 +6,8 @@
 //! (03:00), as croner resolves it. On the fall-back day 02:30 happens twice;
 //! the job runs once.
 //!
-//! [`Schedule::longest_gap`] measures the longest wait between consecutive
-//! slots over a year, for the RPO check: a backup that runs less often than
+//! [`Schedule::gap_longer_than`] finds a wait between consecutive slots
+//! longer than the RPO within a year: a backup that runs less often than
 //! the RPO cannot meet it.
 
 use std::fmt;
@@ -19,9 +19,11 @@ use croner::parser::{CronParser, Seconds, Year};
 
 use super::plan_duration::format_seconds;
 
-/// How far ahead [`Schedule::longest_gap`] looks: a year, so weekly,
+/// How far ahead [`Schedule::gap_longer_than`] looks: a year, so weekly,
 /// monthly and yearly patterns and both daylight-saving changes are seen.
 const HORIZON_DAYS: i64 = 366;
+/// [`HORIZON_DAYS`] in seconds.
+const HORIZON_SECONDS: u64 = 366 * 86_400;
 
 /// A parsed cron expression and the zone its wall-clock times are read in.
 #[derive(Debug, Clone)]
@@ -61,7 +63,7 @@ pub struct Gap {
     /// The next slot.
     pub to: DateTime<Utc>,
     /// The wait in seconds, minus the hour a fall-back clock change adds
-    /// (see [`Schedule::longest_gap`]).
+    /// (see [`Schedule::gap_longer_than`]).
     pub seconds: u64,
 }
 
@@ -118,40 +120,69 @@ impl Schedule {
             .map(|slot| slot.with_timezone(&Utc))
     }
 
-    /// The longest wait between consecutive slots from `from` over the next
-    /// year (the wait after the year's last slot included).
+    /// The first wait between consecutive slots longer than `limit` seconds
+    /// within a year from `from` (the wait after the year's last slot
+    /// included), or `None` when every wait is within it.
     ///
     /// Each wait is real elapsed time, less the hour by which a fall-back
     /// clock change stretches it: a daily 02:00 job in Europe/Berlin is 25
     /// hours apart once a year, and refusing `--rpo 24h` for it would be
     /// pedantic. Spring forward shortens the wait and needs no allowance.
     ///
+    /// Slots are not visited one by one (an every-minute schedule has half
+    /// a million a year): from a slot `s` it asks for the first slot at or
+    /// after `s + limit / 2`; when that one is at most `limit` after `s`, no
+    /// wait between them can exceed `limit` and the slots in between are
+    /// skipped. Only the rare stretch that ends in a long wait is walked
+    /// slot by slot. A year is a few hundred steps for a daily limit.
+    ///
     /// # Errors
     ///
     /// [`ScheduleError::NeverRuns`] when no slot falls within the year.
-    pub fn longest_gap(&self, from: DateTime<Utc>) -> Result<Gap, ScheduleError> {
+    pub fn gap_longer_than(
+        &self,
+        from: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Option<Gap>, ScheduleError> {
         let horizon = from + chrono::Duration::days(HORIZON_DAYS);
-        let never = || ScheduleError::NeverRuns(self.cron_text.clone());
-        let mut previous = self
+        let mut slot = self
             .next_slot(from)
             .filter(|s| *s <= horizon)
-            .ok_or_else(never)?;
-        let mut longest: Option<Gap> = None;
-        while previous <= horizon {
-            let Some(next) = self.next_slot(previous) else {
-                break;
+            .ok_or_else(|| ScheduleError::NeverRuns(self.cron_text.clone()))?;
+        // Past two horizons a limit changes nothing, and durations stay in range.
+        let limit = limit.min(2 * HORIZON_SECONDS);
+        let as_span = |secs: u64| chrono::Duration::seconds(i64::try_from(secs).unwrap_or(0));
+        let half = as_span((limit / 2).max(1));
+        let limit_span = as_span(limit);
+        while slot <= horizon {
+            let probe = slot + half - chrono::Duration::seconds(1);
+            let Some(ahead) = self.next_slot(probe.max(slot)) else {
+                return Ok(None);
             };
-            let seconds = self.wait_seconds(previous, next);
-            if longest.is_none_or(|gap| seconds > gap.seconds) {
-                longest = Some(Gap {
-                    from: previous,
-                    to: next,
-                    seconds,
-                });
+            if ahead - slot <= limit_span {
+                slot = ahead;
+                continue;
             }
-            previous = next;
+            // A long wait ends at `ahead`: walk the slots up to it.
+            loop {
+                let Some(next) = self.next_slot(slot) else {
+                    return Ok(None);
+                };
+                let seconds = self.wait_seconds(slot, next);
+                if seconds > limit {
+                    return Ok(Some(Gap {
+                        from: slot,
+                        to: next,
+                        seconds,
+                    }));
+                }
+                slot = next;
+                if slot >= ahead {
+                    break;
+                }
+            }
         }
-        longest.ok_or_else(never)
+        Ok(None)
     }
 
     /// Seconds from `from` to `to`, less any growth of the zone's offset
@@ -257,17 +288,23 @@ mod tests {
     #[test]
     fn a_daily_schedule_has_a_one_day_gap_despite_the_fall_back_hour() {
         let schedule = Schedule::parse("30 2 * * *", "Europe/Berlin").unwrap();
+        let from = utc("2027-01-01T00:00:00Z");
 
-        let gap = schedule.longest_gap(utc("2027-01-01T00:00:00Z")).unwrap();
+        let within_a_day = schedule.gap_longer_than(from, 86_400).unwrap();
+        let within_23_hours = schedule.gap_longer_than(from, 23 * 3600).unwrap();
 
-        assert_eq!(gap.seconds, 86_400, "{gap}");
+        assert_eq!(within_a_day, None);
+        assert_eq!(within_23_hours.unwrap().seconds, 86_400);
     }
 
     #[test]
     fn weekdays_at_nine_leave_a_weekend_gap_of_72_hours() {
         let schedule = Schedule::parse("0 9 * * 1-5", "UTC").unwrap();
 
-        let gap = schedule.longest_gap(utc("2027-01-01T00:00:00Z")).unwrap();
+        let gap = schedule
+            .gap_longer_than(utc("2027-01-01T00:00:00Z"), 24 * 3600)
+            .unwrap()
+            .unwrap();
 
         assert_eq!(gap.seconds, 72 * 3600);
         assert_eq!(gap.from.format("%a").to_string(), "Fri");
@@ -280,10 +317,31 @@ mod tests {
         let err = schedule
             .map_err(|e| e.to_string())
             .and_then(|s| {
-                s.longest_gap(utc("2027-01-01T00:00:00Z"))
+                s.gap_longer_than(utc("2027-01-01T00:00:00Z"), 3600)
                     .map_err(|e| e.to_string())
             })
             .unwrap_err();
         assert!(err.contains("0 0 30 2 *"), "{err}");
+    }
+
+    #[test]
+    fn a_long_wait_after_months_of_minutely_slots_is_found() {
+        // Every minute from January to November: the wait is December.
+        let schedule = Schedule::parse("* * * 1-11 *", "UTC").unwrap();
+
+        let gap = schedule
+            .gap_longer_than(utc("2027-01-01T00:00:00Z"), 3600)
+            .unwrap()
+            .unwrap();
+        let every_minute = Schedule::parse("* * * * *", "UTC").unwrap();
+
+        assert_eq!(gap.from, utc("2027-11-30T23:59:00Z"));
+        assert_eq!(gap.to, utc("2028-01-01T00:00:00Z"));
+        assert_eq!(
+            every_minute
+                .gap_longer_than(utc("2027-01-01T00:00:00Z"), 3600)
+                .unwrap(),
+            None
+        );
     }
 }
