@@ -1,5 +1,6 @@
 //! The command line: `stowage-server [--config FILE] [serve]`, and the
-//! administration commands `tenant create` and `token create`.
+//! administration commands `tenant create`, `token create`, `plan
+//! create|list|run` and `jobs`.
 //!
 //! `serve` is the default so a bare `stowage-server` runs the platform;
 //! administrative subcommands sit beside it and use the same settings, so
@@ -7,6 +8,8 @@
 
 mod admin;
 mod owner_password;
+mod plans;
+mod table;
 mod ttl;
 
 use std::path::PathBuf;
@@ -57,6 +60,45 @@ pub enum Command {
     /// Manage agent enrollment tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage backup plans.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// List a tenant's recent jobs, newest first.
+    Jobs {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// How many jobs to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print a JSON array instead of columns.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `plan …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum PlanCommand {
+    /// Create a plan; prints its id.
+    Create(Box<plans::PlanCreateArgs>),
+    /// List a tenant's plans.
+    List {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Print a JSON array instead of columns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a plan now on each of its agents; prints the job ids.
+    Run {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// The plan's name.
+        name: String,
+    },
 }
 
 /// `tenant …`
@@ -120,7 +162,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", token.secret.expose_secret());
             Ok(())
         }
+        Command::Plan(command) => plan(&settings, command).await,
+        Command::Jobs {
+            tenant,
+            limit,
+            json,
+        } => {
+            print!(
+                "{}",
+                plans::list_jobs(&settings, &tenant, limit, json).await?
+            );
+            Ok(())
+        }
     }
+}
+
+async fn plan(settings: &Settings, command: PlanCommand) -> anyhow::Result<()> {
+    match command {
+        PlanCommand::Create(args) => {
+            let id = plans::create(settings, &args).await?;
+            eprintln!(
+                "created plan {:?} in tenant {:?}",
+                args.name.trim(),
+                args.tenant.trim()
+            );
+            println!("{id}");
+        }
+        PlanCommand::List { tenant, json } => {
+            print!("{}", plans::list(settings, &tenant, json).await?);
+        }
+        PlanCommand::Run { tenant, name } => {
+            let ids = plans::run(settings, &tenant, &name).await?;
+            eprintln!("queued {} job(s) for plan {:?}", ids.len(), name.trim());
+            for id in ids {
+                println!("{id}");
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ use crate::db::{Database, enrollment_tokens, tenants};
 use crate::domain::{Role, TenantName};
 
 /// The audit actor of command-line changes.
-const CLI_ACTOR: &str = "cli";
+pub(super) const CLI_ACTOR: &str = "cli";
 
 /// A checked `tenant create` request: the name and the normalised email.
 #[derive(Debug, Clone)]
@@ -104,16 +104,13 @@ pub async fn create_token(
     name: &str,
     ttl: Duration,
 ) -> anyhow::Result<enrollment_tokens::CreatedToken> {
-    let name = TenantName::parse(name)?;
     let db = open(settings).await?;
-    let tenant = tenants::find_by_name(&db, &name)
-        .await?
-        .ok_or_else(|| anyhow!("there is no tenant named {:?}", name.as_str()))?;
-    let token = enrollment_tokens::create(&db, tenant.id, ttl).await?;
+    let tenant = tenant_id(&db, name).await?;
+    let token = enrollment_tokens::create(&db, tenant, ttl).await?;
     let details = serde_json::json!({ "expires_at": token.expires_at.to_rfc3339() }).to_string();
     audit::record(
         &db,
-        Some(tenant.id),
+        Some(tenant),
         NewAuditEntry {
             actor: CLI_ACTOR,
             action: "enrollment_token.create",
@@ -126,8 +123,21 @@ pub async fn create_token(
     Ok(token)
 }
 
+/// The id of the tenant named `name`, as `--tenant` gives it.
+///
+/// # Errors
+///
+/// Names the tenant when there is none of that name.
+pub(super) async fn tenant_id(db: &Database, name: &str) -> anyhow::Result<TenantId> {
+    let name = TenantName::parse(name)?;
+    let tenant = tenants::find_by_name(db, &name)
+        .await?
+        .ok_or_else(|| anyhow!("there is no tenant named {:?}", name.as_str()))?;
+    Ok(tenant.id)
+}
+
 /// Connects and applies pending migrations.
-async fn open(settings: &Settings) -> anyhow::Result<Database> {
+pub(super) async fn open(settings: &Settings) -> anyhow::Result<Database> {
     let db = Database::connect(&settings.database).await?;
     db.migrate().await?;
     Ok(db)

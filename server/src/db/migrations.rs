@@ -35,6 +35,11 @@ const SQLITE: &[Embedded] = &[
         "complete_trees",
         include_str!("../../../migrations/sqlite/20261126100000_complete_trees.sql"),
     ),
+    (
+        20_261_201_000_000,
+        "plans_and_jobs",
+        include_str!("../../../migrations/sqlite/20261201000000_plans_and_jobs.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -53,6 +58,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_126_100_000,
         "complete_trees",
         include_str!("../../../migrations/postgres/20261126100000_complete_trees.sql"),
+    ),
+    (
+        20_261_201_000_000,
+        "plans_and_jobs",
+        include_str!("../../../migrations/postgres/20261201000000_plans_and_jobs.sql"),
     ),
 ];
 

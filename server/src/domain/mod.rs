@@ -1,7 +1,17 @@
 //! Validated domain values: parse once at the edge, then trust the type.
 
+mod plan_duration;
+mod plan_name;
+mod plan_spec;
+mod retention;
 mod role;
+mod schedule;
 mod tenant_name;
 
+pub use plan_duration::{PlanDuration, PlanDurationError, format_seconds};
+pub use plan_name::{PlanName, PlanNameError};
+pub use plan_spec::{PlanInput, PlanSpec, PlanSpecError, Sources};
+pub use retention::{KeepCounts, RetentionError, RetentionPolicy};
 pub use role::{Role, RoleParseError};
+pub use schedule::{Gap, Schedule, ScheduleError};
 pub use tenant_name::{TenantName, TenantNameError};

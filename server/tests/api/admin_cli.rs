@@ -15,7 +15,12 @@ const PASSWORD: &str = "correct horse battery staple";
 
 /// Runs the binary with `args`, only `STOWAGE_DATA_DIR` (and `envs`) set,
 /// writing `stdin` to its standard input.
-fn run(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)], stdin: &str) -> Output {
+pub fn run(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    stdin: &str,
+) -> Output {
     let mut child = Command::new(BINARY)
         .args(args)
         .env_clear()
@@ -35,7 +40,7 @@ fn run(data_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)], stdin: 
     child.wait_with_output().unwrap()
 }
 
-fn create_tenant(data_dir: &std::path::Path, name: &str) -> Output {
+pub fn create_tenant(data_dir: &std::path::Path, name: &str) -> Output {
     run(
         data_dir,
         &[
@@ -50,11 +55,11 @@ fn create_tenant(data_dir: &std::path::Path, name: &str) -> Output {
     )
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-async fn database(data_dir: &std::path::Path) -> Database {
+pub async fn database(data_dir: &std::path::Path) -> Database {
     Database::connect(&DatabaseSettings::sqlite_in(data_dir))
         .await
         .unwrap()

@@ -43,6 +43,7 @@ mod health;
 mod helpers;
 mod ingest;
 mod pack_upload;
+mod plans;
 mod rate_limits;
 mod restore;
 mod s3_faults;

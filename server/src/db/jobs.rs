@@ -1,0 +1,210 @@
+//! The `jobs` table: units of work for one agent — backups now, restores,
+//! verifies and restore tests later — with their state and outcome.
+//!
+//! Scheduled jobs are inserted with `ON CONFLICT DO NOTHING` on the unique
+//! key (tenant, plan, agent, slot): every server instance may try to enqueue
+//! the same due slot, and exactly one job results ([`insert_scheduled`]).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use stowage_protocol::ids::{AgentId, JobId, PlanId, TenantId};
+
+use super::{Database, DbError, from_millis, now_millis, parse_id, query_error};
+
+/// What caused a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTrigger {
+    /// A schedule slot came due.
+    Schedule,
+    /// `plan run` or the dashboard's "run now".
+    RunNow,
+    /// An API call.
+    Api,
+}
+
+impl JobTrigger {
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::RunNow => "run_now",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// A recent job, for listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSummary {
+    /// Random id.
+    pub id: JobId,
+    /// The plan's name, if the job belongs to a plan.
+    pub plan: Option<String>,
+    /// The agent's name.
+    pub agent: String,
+    /// backup, restore, verify or restore_test.
+    pub kind: String,
+    /// schedule, run_now or api.
+    pub trigger: String,
+    /// queued, running, succeeded, failed or cancelled.
+    pub state: String,
+    /// The schedule slot of a scheduled job.
+    pub slot_at: Option<DateTime<Utc>>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When an agent took it.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Bytes read by the backup, once reported.
+    pub bytes: Option<i64>,
+    /// Files read by the backup, once reported.
+    pub files: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Enqueues a backup of plan `plan` of `tenant` on each of the plan's
+/// agents, now, in one transaction; returns the new jobs' ids (none when
+/// the plan has no agents).
+///
+/// # Errors
+///
+/// Fails when a statement fails; then no job is enqueued.
+pub async fn enqueue_run_now(
+    db: &Database,
+    tenant: TenantId,
+    plan: PlanId,
+) -> Result<Vec<JobId>, DbError> {
+    let mut tx = db.begin().await?;
+    let agents = sqlx::query(
+        "SELECT agent_id FROM plan_agents WHERE tenant_id = $1 AND plan_id = $2 ORDER BY agent_id",
+    )
+    .bind(tenant.to_hex())
+    .bind(plan.to_hex())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(query_error("read the agents of a plan"))?;
+    let now = now_millis();
+    let mut ids = Vec::with_capacity(agents.len());
+    for row in &agents {
+        let agent: String = row
+            .try_get("agent_id")
+            .map_err(query_error("decode plan agent"))?;
+        let id = JobId::random();
+        sqlx::query(
+            "INSERT INTO jobs (id, tenant_id, plan_id, agent_id, kind, \"trigger\", state, created_at) \
+             VALUES ($1, $2, $3, $4, 'backup', $5, 'queued', $6)",
+        )
+        .bind(id.to_hex())
+        .bind(tenant.to_hex())
+        .bind(plan.to_hex())
+        .bind(agent)
+        .bind(JobTrigger::RunNow.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("enqueue a job"))?;
+        ids.push(id);
+    }
+    tx.commit()
+        .await
+        .map_err(query_error("commit enqueued jobs"))?;
+    Ok(ids)
+}
+
+/// Enqueues the backup of plan `plan` on `agent` for schedule slot
+/// `slot_at`, unless a job for that slot exists; returns whether this call
+/// inserted it. Safe to call from every server instance at once.
+///
+/// # Errors
+///
+/// Fails when the statement fails (including a plan or agent of another tenant).
+pub async fn insert_scheduled(
+    db: &Database,
+    tenant: TenantId,
+    plan: PlanId,
+    agent: AgentId,
+    slot_at: DateTime<Utc>,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, plan_id, agent_id, kind, \"trigger\", slot_at, state, created_at) \
+         VALUES ($1, $2, $3, $4, 'backup', $5, $6, 'queued', $7) \
+         ON CONFLICT (tenant_id, plan_id, agent_id, slot_at) DO NOTHING",
+    )
+    .bind(JobId::random().to_hex())
+    .bind(tenant.to_hex())
+    .bind(plan.to_hex())
+    .bind(agent.to_hex())
+    .bind(JobTrigger::Schedule.as_str())
+    .bind(slot_at.timestamp_millis())
+    .bind(now_millis())
+    .execute(db.pool())
+    .await
+    .map_err(query_error("enqueue a scheduled job"))?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The newest `limit` jobs of `tenant`, newest first.
+///
+/// # Errors
+///
+/// Fails when the query fails or a row does not decode.
+pub async fn list_recent(
+    db: &Database,
+    tenant: TenantId,
+    limit: u32,
+) -> Result<Vec<JobSummary>, DbError> {
+    sqlx::query(AssertSqlSafe(
+        "SELECT j.id, p.name AS plan_name, a.name AS agent_name, j.kind, j.\"trigger\", j.state, \
+         j.slot_at, j.created_at, j.claimed_at, j.finished_at, j.bytes, j.files, j.error \
+         FROM jobs j \
+         JOIN agents a ON a.tenant_id = j.tenant_id AND a.id = j.agent_id \
+         LEFT JOIN plans p ON p.tenant_id = j.tenant_id AND p.id = j.plan_id \
+         WHERE j.tenant_id = $1 ORDER BY j.created_at DESC, j.id DESC LIMIT $2",
+    ))
+    .bind(tenant.to_hex())
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await
+    .map_err(query_error("list jobs"))?
+    .iter()
+    .map(decode)
+    .collect()
+}
+
+fn decode(row: &AnyRow) -> Result<JobSummary, DbError> {
+    let read = query_error("decode job row");
+    let text = |column: &str| row.try_get::<String, _>(column).map_err(read);
+    let optional_text = |column: &str| row.try_get::<Option<String>, _>(column).map_err(read);
+    let number = |column: &str| row.try_get::<Option<i64>, _>(column).map_err(read);
+    let time = |column: &'static str| -> Result<Option<DateTime<Utc>>, DbError> {
+        number(column)?
+            .map(|millis| from_millis(column, millis))
+            .transpose()
+    };
+    Ok(JobSummary {
+        id: parse_id("jobs.id", &text("id")?)?,
+        plan: optional_text("plan_name")?,
+        agent: text("agent_name")?,
+        kind: text("kind")?,
+        trigger: text("trigger")?,
+        state: text("state")?,
+        slot_at: time("slot_at")?,
+        created_at: from_millis("jobs.created_at", row.try_get("created_at").map_err(read)?)?,
+        claimed_at: time("claimed_at")?,
+        finished_at: time("finished_at")?,
+        bytes: number("bytes")?,
+        files: number("files")?,
+        error: optional_text("error")?,
+    })
+}
+
+impl fmt::Display for JobTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

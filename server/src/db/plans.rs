@@ -1,0 +1,257 @@
+//! The `plans` and `plan_agents` tables: what each tenant backs up, when,
+//! for how long, and on which agents.
+//!
+//! A plan is written with its agents in one transaction, so no reader ever
+//! sees a plan that runs nowhere. Sources and excludes are JSON text (see
+//! the migration for why); the spec was validated by `domain::PlanSpec`
+//! before it got here, and is decoded back without re-validating the cron
+//! expression, which is stored as the user wrote it.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use stowage_protocol::ids::{AgentId, PlanId, TenantId};
+
+use super::{Database, DbError, from_millis, insert_error, now_millis, parse_id, query_error};
+use crate::domain::{PlanDuration, PlanSpec, RetentionPolicy, Sources};
+
+/// Columns read by [`decode`].
+const COLUMNS: &str = "id, name, sources, excludes, schedule, timezone, keep_last, keep_hourly, \
+     keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within_seconds, rpo_seconds, \
+     rto_seconds, restore_test_every_seconds, created_at, updated_at";
+
+/// A stored plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Random id.
+    pub id: PlanId,
+    /// Unique within the tenant.
+    pub name: String,
+    /// What to back up.
+    pub sources: Sources,
+    /// Glob patterns left out.
+    pub excludes: Vec<String>,
+    /// The 5-field cron expression.
+    pub schedule: String,
+    /// The IANA zone the schedule is read in.
+    pub timezone: String,
+    /// What to keep.
+    pub retention: RetentionPolicy,
+    /// Recovery point objective.
+    pub rpo: Option<PlanDuration>,
+    /// Recovery time objective.
+    pub rto: Option<PlanDuration>,
+    /// Restore-test cadence.
+    pub restore_test_every: Option<PlanDuration>,
+    /// Names of the agents that run it, sorted.
+    pub agents: Vec<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Stores a plan of `tenant` that runs on `agents` (ids of that tenant's
+/// agents), in one transaction.
+///
+/// # Errors
+///
+/// [`DbError::AlreadyExists`] when the name is taken in this tenant;
+/// [`DbError::Query`] otherwise (including an agent of another tenant,
+/// which the composite foreign key refuses). Nothing is stored then.
+pub async fn insert(
+    db: &Database,
+    tenant: TenantId,
+    spec: &PlanSpec,
+    agents: &[AgentId],
+) -> Result<PlanId, DbError> {
+    let id = PlanId::random();
+    let now = now_millis();
+    let json = |value: serde_json::Value| value.to_string();
+    let count = |value: Option<u32>| value.map(i64::from);
+    let secs = |value: Option<PlanDuration>| {
+        value.map(|d| i64::try_from(d.as_secs()).expect("at most ten years"))
+    };
+    let retention = &spec.retention;
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO plans (id, tenant_id, name, sources, excludes, schedule, timezone, \
+         keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, \
+         keep_within_seconds, rpo_seconds, rto_seconds, restore_test_every_seconds, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+    )
+    .bind(id.to_hex())
+    .bind(tenant.to_hex())
+    .bind(spec.name.as_str())
+    .bind(json(serde_json::to_value(&spec.sources).expect("sources serialise")))
+    .bind(json(serde_json::Value::from(spec.excludes.clone())))
+    .bind(spec.schedule.cron())
+    .bind(spec.schedule.zone())
+    .bind(count(retention.keep_last))
+    .bind(count(retention.keep_hourly))
+    .bind(count(retention.keep_daily))
+    .bind(count(retention.keep_weekly))
+    .bind(count(retention.keep_monthly))
+    .bind(count(retention.keep_yearly))
+    .bind(secs(retention.keep_within))
+    .bind(secs(spec.rpo))
+    .bind(secs(spec.rto))
+    .bind(secs(spec.restore_test_every))
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(insert_error("insert plan", "plan", spec.name.as_str()))?;
+    for agent in agents {
+        sqlx::query("INSERT INTO plan_agents (tenant_id, plan_id, agent_id) VALUES ($1, $2, $3)")
+            .bind(tenant.to_hex())
+            .bind(id.to_hex())
+            .bind(agent.to_hex())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("link plan to agent"))?;
+    }
+    tx.commit().await.map_err(query_error("commit plan"))?;
+    Ok(id)
+}
+
+/// Every plan of `tenant`, by name, each with its agents' names.
+///
+/// # Errors
+///
+/// Fails when a query fails or a stored row does not decode.
+pub async fn list(db: &Database, tenant: TenantId) -> Result<Vec<Plan>, DbError> {
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM plans WHERE tenant_id = $1 ORDER BY name"
+    )))
+    .bind(tenant.to_hex())
+    .fetch_all(db.pool())
+    .await
+    .map_err(query_error("list plans"))?;
+    let mut agents = agent_names(db, tenant, None).await?;
+    rows.iter()
+        .map(|row| {
+            let mut plan = decode(row)?;
+            plan.agents = agents.remove(&plan.id.to_hex()).unwrap_or_default();
+            Ok(plan)
+        })
+        .collect()
+}
+
+/// The plan of `tenant` named `name`.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] when `tenant` has no such plan.
+pub async fn get_by_name(db: &Database, tenant: TenantId, name: &str) -> Result<Plan, DbError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM plans WHERE tenant_id = $1 AND name = $2"
+    )))
+    .bind(tenant.to_hex())
+    .bind(name)
+    .fetch_optional(db.pool())
+    .await
+    .map_err(query_error("read plan"))?
+    .ok_or_else(|| DbError::NotFound {
+        what: "plan",
+        key: format!("{name:?}"),
+    })?;
+    let mut plan = decode(&row)?;
+    plan.agents = agent_names(db, tenant, Some(plan.id))
+        .await?
+        .remove(&plan.id.to_hex())
+        .unwrap_or_default();
+    Ok(plan)
+}
+
+/// Agent names by plan id (hex), sorted; of one plan or of all.
+async fn agent_names(
+    db: &Database,
+    tenant: TenantId,
+    plan: Option<PlanId>,
+) -> Result<HashMap<String, Vec<String>>, DbError> {
+    let one_plan = if plan.is_some() {
+        "AND pa.plan_id = $2"
+    } else {
+        ""
+    };
+    let mut query = sqlx::query(AssertSqlSafe(format!(
+        "SELECT pa.plan_id, a.name FROM plan_agents pa \
+         JOIN agents a ON a.tenant_id = pa.tenant_id AND a.id = pa.agent_id \
+         WHERE pa.tenant_id = $1 {one_plan} ORDER BY a.name"
+    )))
+    .bind(tenant.to_hex());
+    if let Some(plan) = plan {
+        query = query.bind(plan.to_hex());
+    }
+    let rows = query
+        .fetch_all(db.pool())
+        .await
+        .map_err(query_error("list plan agents"))?;
+    let mut names: HashMap<String, Vec<String>> = HashMap::new();
+    for row in &rows {
+        let read = query_error("decode plan agent row");
+        names
+            .entry(row.try_get("plan_id").map_err(read)?)
+            .or_default()
+            .push(row.try_get("name").map_err(read)?);
+    }
+    Ok(names)
+}
+
+fn decode(row: &AnyRow) -> Result<Plan, DbError> {
+    let read = query_error("decode plan row");
+    let text = |column: &str| row.try_get::<String, _>(column).map_err(read);
+    let number = |what: &str| {
+        let column = what.trim_start_matches("plans.");
+        row.try_get::<Option<i64>, _>(column).map_err(read)
+    };
+    let count = |column: &'static str| -> Result<Option<u32>, DbError> {
+        number(column)?
+            .map(|n| u32::try_from(n).map_err(|err| corrupt(column, &err)))
+            .transpose()
+    };
+    let duration = |column: &'static str| -> Result<Option<PlanDuration>, DbError> {
+        number(column)?
+            .map(|n| {
+                u64::try_from(n)
+                    .map_err(|err| corrupt(column, &err))
+                    .and_then(|n| PlanDuration::from_secs(n).map_err(|err| corrupt(column, &err)))
+            })
+            .transpose()
+    };
+    Ok(Plan {
+        id: parse_id("plans.id", &text("id")?)?,
+        name: text("name")?,
+        sources: serde_json::from_str(&text("sources")?)
+            .map_err(|err| corrupt("plans.sources", &err))?,
+        excludes: serde_json::from_str(&text("excludes")?)
+            .map_err(|err| corrupt("plans.excludes", &err))?,
+        schedule: text("schedule")?,
+        timezone: text("timezone")?,
+        retention: RetentionPolicy {
+            keep_last: count("plans.keep_last")?,
+            keep_hourly: count("plans.keep_hourly")?,
+            keep_daily: count("plans.keep_daily")?,
+            keep_weekly: count("plans.keep_weekly")?,
+            keep_monthly: count("plans.keep_monthly")?,
+            keep_yearly: count("plans.keep_yearly")?,
+            keep_within: duration("plans.keep_within_seconds")?,
+        },
+        rpo: duration("plans.rpo_seconds")?,
+        rto: duration("plans.rto_seconds")?,
+        restore_test_every: duration("plans.restore_test_every_seconds")?,
+        agents: Vec::new(),
+        created_at: from_millis("plans.created_at", row.try_get("created_at").map_err(read)?)?,
+        updated_at: from_millis("plans.updated_at", row.try_get("updated_at").map_err(read)?)?,
+    })
+}
+
+fn corrupt(what: &'static str, err: &dyn std::fmt::Display) -> DbError {
+    DbError::Corrupt {
+        what,
+        problem: err.to_string(),
+    }
+}
