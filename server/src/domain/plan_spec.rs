@@ -172,7 +172,7 @@ impl PlanSpec {
             duration("--restore-test-every", input.restore_test_every.as_deref())?;
         // Without an RPO, any wait will do; a limit beyond the horizon still
         // finds a schedule that never runs.
-        let limit = rpo.map_or(u64::MAX, |rpo| rpo.as_secs());
+        let limit = rpo.map_or(u64::MAX, PlanDuration::as_secs);
         if let (Some(rpo), Some(gap)) = (rpo, schedule.gap_longer_than(now, limit)?) {
             return Err(PlanSpecError::RpoShorterThanInterval {
                 schedule: schedule.to_string(),
