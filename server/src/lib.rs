@@ -37,6 +37,7 @@ pub mod domain;
 pub mod ingest;
 pub mod rate_limit;
 pub mod routes;
+pub mod scheduler;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

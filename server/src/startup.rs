@@ -213,14 +213,17 @@ impl Application {
         &self.database
     }
 
-    /// Serves until SIGTERM or SIGINT, lets in-flight requests finish, then
-    /// closes the database pool.
+    /// Serves (and runs the [`scheduler`](crate::scheduler)) until SIGTERM
+    /// or SIGINT, lets in-flight requests finish, then stops the scheduler
+    /// and closes the database pool.
     ///
     /// # Errors
     ///
     /// Fails when the server stops with an I/O error.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let scheduler = tokio::spawn(crate::scheduler::run(self.database.clone()));
         let served = self.server.await.context("the HTTP server failed");
+        scheduler.abort();
         self.database.close().await;
         tracing::info!("stowage-server stopped; database connections closed");
         served

@@ -148,6 +148,66 @@ pub async fn insert_scheduled(
     Ok(done.rows_affected() == 1)
 }
 
+/// One agent of one plan, as the scheduler sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleTarget {
+    /// The plan's tenant.
+    pub tenant: TenantId,
+    /// The plan.
+    pub plan: PlanId,
+    /// One of the plan's agents.
+    pub agent: AgentId,
+    /// The plan's cron expression.
+    pub schedule: String,
+    /// The zone it is read in.
+    pub timezone: String,
+    /// When the plan was created: no slot before it is ever due.
+    pub plan_created_at: DateTime<Utc>,
+    /// The newest slot a job was enqueued for, by any server instance.
+    pub last_slot: Option<DateTime<Utc>>,
+}
+
+/// Every agent of every plan of every tenant, with the newest slot
+/// enqueued for it. The scheduler is the one caller that works across
+/// tenants: it reads this list, then enqueues each job under the target's
+/// own tenant ([`insert_scheduled`]).
+///
+/// # Errors
+///
+/// Fails when the query fails or a row does not decode.
+pub async fn schedule_targets(db: &Database) -> Result<Vec<ScheduleTarget>, DbError> {
+    let rows = sqlx::query(
+        "SELECT pa.tenant_id, pa.plan_id, pa.agent_id, p.schedule, p.timezone, p.created_at, \
+         (SELECT MAX(j.slot_at) FROM jobs j WHERE j.tenant_id = pa.tenant_id \
+          AND j.plan_id = pa.plan_id AND j.agent_id = pa.agent_id) AS last_slot \
+         FROM plan_agents pa JOIN plans p ON p.tenant_id = pa.tenant_id AND p.id = pa.plan_id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .map_err(query_error("list the plans to schedule"))?;
+    rows.iter()
+        .map(|row| {
+            let read = query_error("decode a plan to schedule");
+            let text = |column: &str| row.try_get::<String, _>(column).map_err(read);
+            let last: Option<i64> = row.try_get("last_slot").map_err(read)?;
+            Ok(ScheduleTarget {
+                tenant: parse_id("plan_agents.tenant_id", &text("tenant_id")?)?,
+                plan: parse_id("plan_agents.plan_id", &text("plan_id")?)?,
+                agent: parse_id("plan_agents.agent_id", &text("agent_id")?)?,
+                schedule: text("schedule")?,
+                timezone: text("timezone")?,
+                plan_created_at: from_millis(
+                    "plans.created_at",
+                    row.try_get("created_at").map_err(read)?,
+                )?,
+                last_slot: last
+                    .map(|millis| from_millis("jobs.slot_at", millis))
+                    .transpose()?,
+            })
+        })
+        .collect()
+}
+
 /// The newest `limit` jobs of `tenant`, newest first.
 ///
 /// # Errors

@@ -47,5 +47,6 @@ mod plans;
 mod rate_limits;
 mod restore;
 mod s3_faults;
+mod scheduler;
 mod snapshots;
 mod storage;
