@@ -8,6 +8,9 @@
 //! nothing on a conflict, so however many instances tick at once, each
 //! slot gets exactly one job — no lock, no leader, no in-process state.
 //!
+//! The same tick fails every running job whose lease ran out (its agent
+//! stopped reporting), naming the reason ([`job_claims::expire_leases`]).
+//!
 //! Only the newest due slot is enqueued. After downtime (of the server,
 //! or of every instance) the missed slots produce one catch-up run, not a
 //! burst: the backup that runs takes everything since the last one anyway.
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::db::{Database, DbError, jobs};
+use crate::db::{Database, DbError, job_claims, jobs};
 use crate::domain::Schedule;
 
 /// How often each instance looks for due slots: a slot's job is enqueued
@@ -40,15 +43,21 @@ pub struct TickReport {
     pub skipped: u32,
     /// Plans whose stored schedule no longer parses (logged, left alone).
     pub unreadable: u32,
+    /// Running jobs failed because their agent stopped renewing the lease.
+    pub expired: u64,
 }
 
-/// Enqueues the newest due slot of every agent of every plan, as of `now`.
+/// Fails the jobs whose lease ended before `now`, then enqueues the
+/// newest due slot of every agent of every plan, as of `now`.
 ///
 /// # Errors
 ///
 /// A failed query or insert; the slots not reached are tried next tick.
 pub async fn enqueue_due(db: &Database, now: DateTime<Utc>) -> Result<TickReport, DbError> {
-    let mut report = TickReport::default();
+    let mut report = TickReport {
+        expired: job_claims::expire_leases(db, now).await?,
+        ..TickReport::default()
+    };
     for target in jobs::schedule_targets(db).await? {
         let schedule = match Schedule::parse(&target.schedule, &target.timezone) {
             Ok(schedule) => schedule,
@@ -107,12 +116,15 @@ pub async fn run(db: Database) {
     loop {
         interval.tick().await;
         match enqueue_due(&db, Utc::now()).await {
-            Ok(report) if report.enqueued > 0 || report.skipped > 0 => tracing::info!(
-                enqueued = report.enqueued,
-                already_enqueued = report.already_enqueued,
-                skipped = report.skipped,
-                "scheduled due slots"
-            ),
+            Ok(report) if report.enqueued > 0 || report.skipped > 0 || report.expired > 0 => {
+                tracing::info!(
+                    enqueued = report.enqueued,
+                    already_enqueued = report.already_enqueued,
+                    skipped = report.skipped,
+                    expired = report.expired,
+                    "scheduled due slots; failed jobs whose lease ran out"
+                );
+            }
             Ok(_) => {}
             Err(error) => {
                 tracing::error!(%error, "scheduling due slots failed; retrying next tick");

@@ -40,6 +40,11 @@ const SQLITE: &[Embedded] = &[
         "plans_and_jobs",
         include_str!("../../../migrations/sqlite/20261201000000_plans_and_jobs.sql"),
     ),
+    (
+        20_261_202_000_000,
+        "job_leases",
+        include_str!("../../../migrations/sqlite/20261202000000_job_leases.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -63,6 +68,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_201_000_000,
         "plans_and_jobs",
         include_str!("../../../migrations/postgres/20261201000000_plans_and_jobs.sql"),
+    ),
+    (
+        20_261_202_000_000,
+        "job_leases",
+        include_str!("../../../migrations/postgres/20261202000000_job_leases.sql"),
     ),
 ];
 

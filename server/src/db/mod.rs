@@ -24,6 +24,7 @@ pub mod agents;
 pub mod audit;
 pub mod complete_trees;
 pub mod enrollment_tokens;
+pub mod job_claims;
 pub mod jobs;
 pub mod migrations;
 pub mod packs;

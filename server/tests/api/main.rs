@@ -42,6 +42,7 @@ mod database;
 mod health;
 mod helpers;
 mod ingest;
+mod job_claims;
 mod pack_upload;
 mod plans;
 mod rate_limits;

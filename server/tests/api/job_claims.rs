@@ -1,0 +1,207 @@
+//! Agents taking jobs, at the database layer, on SQLite and PostgreSQL: a
+//! job is claimed once, only its agent may renew or finish it, a job whose
+//! agent stops reporting fails after its lease with the reason, and on
+//! PostgreSQL twenty claims racing from two instances take twenty jobs once each.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use stowage_protocol::ids::{AgentId, PlanId, TenantId};
+use stowage_server::db::agents::{self, NewAgent};
+use stowage_server::db::job_claims::{self, LEASE_EXPIRED, Outcome, Progress};
+use stowage_server::db::{Database, DbError, jobs, plans, tenants};
+use stowage_server::domain::{PlanInput, PlanSpec, TenantName};
+
+use crate::helpers::TestApp;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+/// A tenant with agents `names` and one plan on all of them.
+async fn plan_on(db: &Database, names: &[&str]) -> (TenantId, PlanId, Vec<AgentId>) {
+    let tenant_name = format!("claims-{}", crate::helpers::random_hex());
+    let tenant = tenants::insert(db, &TenantName::parse(&tenant_name).unwrap())
+        .await
+        .unwrap()
+        .id;
+    let mut ids = Vec::new();
+    for name in names {
+        let hash = format!("hash-{name}-{}", crate::helpers::random_hex());
+        let new = NewAgent {
+            id: AgentId::random(),
+            name,
+            hostname: "host",
+            credential_hash: &hash,
+        };
+        ids.push(agents::insert(db, tenant, new).await.unwrap().id);
+    }
+    let input = PlanInput {
+        name: "nightly".to_owned(),
+        paths: vec!["/etc".to_owned()],
+        schedule: "0 2 * * *".to_owned(),
+        ..PlanInput::default()
+    };
+    let spec = PlanSpec::parse(&input, Utc::now()).unwrap();
+    let plan = plans::insert(db, tenant, &spec, &ids).await.unwrap();
+    (tenant, plan, ids)
+}
+
+async fn a_job_is_claimed_once_and_only_its_agent_renews_and_finishes_it(app: &TestApp) {
+    // Arrange: one queued job for each of two agents.
+    let db = &app.database;
+    let (tenant, plan, agents) = plan_on(db, &["web-1", "web-2"]).await;
+    let (web1, web2) = (agents[0], agents[1]);
+    jobs::enqueue_run_now(db, tenant, plan).await.unwrap();
+
+    // Act
+    let claimed = job_claims::claim_next(db, tenant, web1, LEASE)
+        .await
+        .unwrap()
+        .expect("web-1 has a queued job");
+    let again = job_claims::claim_next(db, tenant, web1, LEASE)
+        .await
+        .unwrap();
+    let progress = Progress {
+        bytes: 4096,
+        files: 3,
+    };
+    let by_other = job_claims::renew(db, tenant, web2, claimed.id, LEASE, progress).await;
+    let renewed = job_claims::renew(db, tenant, web1, claimed.id, LEASE, progress).await;
+    let finished = job_claims::finish(
+        db,
+        tenant,
+        web1,
+        claimed.id,
+        &Outcome::Succeeded,
+        progress,
+        "done",
+    )
+    .await;
+    let finished_twice = job_claims::finish(
+        db,
+        tenant,
+        web1,
+        claimed.id,
+        &Outcome::Succeeded,
+        progress,
+        "",
+    )
+    .await;
+
+    // Assert
+    assert_eq!(
+        (claimed.kind.as_str(), claimed.plan),
+        ("backup", Some(plan))
+    );
+    assert!(claimed.lease_expires_at > Utc::now());
+    assert_eq!(again, None, "web-1's only job was claimed already");
+    assert!(
+        matches!(by_other, Err(DbError::NotFound { .. })),
+        "{by_other:?}"
+    );
+    assert!(renewed.is_ok(), "{renewed:?}");
+    assert!(finished.is_ok(), "{finished:?}");
+    assert!(matches!(finished_twice, Err(DbError::NotFound { .. })));
+    let listed = jobs::list_recent(db, tenant, 10).await.unwrap();
+    let job = listed.iter().find(|job| job.id == claimed.id).unwrap();
+    assert_eq!(
+        (job.state.as_str(), job.bytes, job.files),
+        ("succeeded", Some(4096), Some(3))
+    );
+    let other = listed.iter().find(|job| job.id != claimed.id).unwrap();
+    assert_eq!(
+        (other.agent.as_str(), other.state.as_str()),
+        ("web-2", "queued")
+    );
+}
+
+async fn a_job_whose_agent_stopped_reporting_fails_after_its_lease(app: &TestApp) {
+    // Arrange: a claimed job whose agent then goes silent.
+    let db = &app.database;
+    let (tenant, plan, agents) = plan_on(db, &["silent"]).await;
+    jobs::enqueue_run_now(db, tenant, plan).await.unwrap();
+    let claimed = job_claims::claim_next(db, tenant, agents[0], LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Act: a tick before the lease ends, then one after it.
+    let early = job_claims::expire_leases(db, Utc::now()).await.unwrap();
+    let late =
+        job_claims::expire_leases(db, claimed.lease_expires_at + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+    let renewed_too_late = job_claims::renew(
+        db,
+        tenant,
+        agents[0],
+        claimed.id,
+        LEASE,
+        Progress::default(),
+    )
+    .await;
+    jobs::enqueue_run_now(db, tenant, plan).await.unwrap();
+    let next = job_claims::claim_next(db, tenant, agents[0], LEASE)
+        .await
+        .unwrap();
+
+    // Assert: the job failed with the reason, the agent is told to stop,
+    // and the next run is claimed normally.
+    assert_eq!(early, 0);
+    assert!(late >= 1);
+    assert!(matches!(renewed_too_late, Err(DbError::NotFound { .. })));
+    let listed = jobs::list_recent(db, tenant, 10).await.unwrap();
+    let failed = listed.iter().find(|job| job.id == claimed.id).unwrap();
+    assert_eq!(failed.state, "failed");
+    assert_eq!(failed.error.as_deref(), Some(LEASE_EXPIRED));
+    assert!(next.is_some_and(|job| job.id != claimed.id));
+}
+
+on_sqlite_and_postgres!(job_claims_on_postgres:
+    a_job_is_claimed_once_and_only_its_agent_renews_and_finishes_it,
+    a_job_whose_agent_stopped_reporting_fails_after_its_lease,
+);
+
+#[tokio::test]
+async fn racing_claims_from_two_instances_take_each_job_once_on_postgres() {
+    let Some(settings) = crate::helpers::fresh_postgres("racing_claims").await else {
+        return;
+    };
+    // Arrange: 20 queued jobs for one agent; two instances (two pools).
+    let first = Database::connect(&settings).await.unwrap();
+    first.migrate().await.unwrap();
+    let second = Database::connect(&settings).await.unwrap();
+    let (tenant, plan, agents) = plan_on(&first, &["busy"]).await;
+    for _ in 0..20 {
+        jobs::enqueue_run_now(&first, tenant, plan).await.unwrap();
+    }
+
+    // Act: 10 claimers per instance, each claiming until nothing is left.
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let db = if n % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        let agent = agents[0];
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(job) = job_claims::claim_next(&db, tenant, agent, LEASE)
+                .await
+                .unwrap()
+            {
+                mine.push(job.id);
+            }
+            mine
+        }));
+    }
+    let mut claimed = Vec::new();
+    for task in tasks {
+        claimed.extend(task.await.unwrap());
+    }
+
+    // Assert
+    let distinct: HashSet<_> = claimed.iter().collect();
+    assert_eq!((claimed.len(), distinct.len()), (20, 20));
+}
