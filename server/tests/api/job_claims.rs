@@ -15,7 +15,7 @@ use stowage_server::domain::{PlanInput, PlanSpec, TenantName};
 
 use crate::helpers::TestApp;
 
-const LEASE: Duration = Duration::from_secs(60);
+const LEASE: Duration = Duration::from_mins(1);
 
 /// A tenant with agents `names` and one plan on all of them.
 async fn plan_on(db: &Database, names: &[&str]) -> (TenantId, PlanId, Vec<AgentId>) {
