@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::BlobKind;
 use crate::config::{ConfigError, RepoConfig};
 use crate::crypto::WrappedTenantKeys;
-use crate::ids::{AgentId, BlobId, PackId, PlanId, SnapshotId, TenantId, UploadSessionId};
+use crate::ids::{AgentId, BlobId, JobId, PackId, PlanId, SnapshotId, TenantId, UploadSessionId};
 use crate::snapshot::SnapshotRecord;
 
 /// Prefix of every API path.
@@ -177,6 +177,78 @@ impl TenantKeyBundle {
     pub fn repo_config(&self) -> Result<RepoConfig, ConfigError> {
         RepoConfig::from_json(self.repo_config.as_bytes())
     }
+}
+
+/// Longest wait [`ClaimJobRequest::wait_seconds`] may ask for.
+pub const MAX_CLAIM_WAIT_SECONDS: u32 = 60;
+
+/// `POST /api/v1/jobs/claim` — waits up to `wait_seconds` for a queued job
+/// of the calling agent and claims it: 200 with a [`ClaimedJob`], or 204
+/// when none came in time (ask again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimJobRequest {
+    /// At most [`MAX_CLAIM_WAIT_SECONDS`]; 0 answers at once.
+    pub wait_seconds: u32,
+}
+
+/// What a backup job backs up: its plan's sources and excludes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobBackup {
+    /// The plan's name.
+    pub plan_name: String,
+    /// Absolute paths to back up; empty for a command source.
+    pub paths: Vec<String>,
+    /// A command whose standard output is the backup, if the plan has one.
+    pub command: Option<String>,
+    /// The file name the command's output gets in the snapshot.
+    pub stdin_name: Option<String>,
+    /// Glob patterns left out.
+    pub excludes: Vec<String>,
+}
+
+/// Response to [`ClaimJobRequest`]: the job is now the caller's, until
+/// `lease_expires_at` unless progress renews it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedJob {
+    /// The job, for the progress and finish calls.
+    pub job_id: JobId,
+    /// backup, restore, verify or restore_test.
+    pub kind: String,
+    /// The job's plan, if it has one.
+    pub plan_id: Option<PlanId>,
+    /// For a backup job of a plan: what to back up.
+    pub backup: Option<JobBackup>,
+    /// When the job fails unless renewed.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/jobs/{job_id}/progress` — renews the lease (200 with a
+/// [`JobLease`]); 404 when the job is not the caller's running job any more
+/// (its lease ran out): the agent must stop working on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    /// Bytes read (a backup) or written (a restore) so far.
+    pub bytes: u64,
+    /// Files done so far.
+    pub files: u64,
+}
+
+/// Response to [`JobProgress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLease {
+    /// The new end of the lease.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/jobs/{job_id}/finish` — ends the caller's running job (204).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFinish {
+    /// `None` when the job succeeded; else why it failed, as a sentence.
+    pub error: Option<String>,
+    /// The final counts.
+    pub progress: JobProgress,
+    /// The job's log; the server keeps its last 64 KiB.
+    pub log: String,
 }
 
 /// `POST /api/v1/uploads` — opens an upload session (a lease protecting blobs).

@@ -166,6 +166,27 @@ pub async fn get_by_name(db: &Database, tenant: TenantId, name: &str) -> Result<
     Ok(plan)
 }
 
+/// Plan `id` of `tenant` (without its agent names).
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] when `tenant` has no such plan.
+pub async fn get(db: &Database, tenant: TenantId, id: PlanId) -> Result<Plan, DbError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM plans WHERE tenant_id = $1 AND id = $2"
+    )))
+    .bind(tenant.to_hex())
+    .bind(id.to_hex())
+    .fetch_optional(db.pool())
+    .await
+    .map_err(query_error("read plan"))?
+    .ok_or_else(|| DbError::NotFound {
+        what: "plan",
+        key: id.to_hex(),
+    })?;
+    decode(&row)
+}
+
 /// Agent names by plan id (hex), sorted; of one plan or of all.
 async fn agent_names(
     db: &Database,

@@ -1,7 +1,9 @@
-//! Agents taking jobs, at the database layer, on SQLite and PostgreSQL: a
+//! Agents taking jobs, on SQLite and PostgreSQL. At the database layer: a
 //! job is claimed once, only its agent may renew or finish it, a job whose
 //! agent stops reporting fails after its lease with the reason, and on
-//! PostgreSQL twenty claims racing from two instances take twenty jobs once each.
+//! PostgreSQL twenty claims racing from two instances take twenty jobs once
+//! each. Over the API: claim (at once, or waiting for a job queued later),
+//! progress and finish, and another agent of the tenant is refused.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,6 +15,10 @@ use stowage_server::db::job_claims::{self, LEASE_EXPIRED, Outcome, Progress};
 use stowage_server::db::{Database, DbError, jobs, plans, tenants};
 use stowage_server::domain::{PlanInput, PlanSpec, TenantName};
 
+use reqwest::StatusCode;
+use stowage_protocol::api::{ClaimJobRequest, ClaimedJob, JobFinish, JobLease, JobProgress};
+
+use crate::agent_api::{authed, enrolled, enrolled_in, error_of};
 use crate::helpers::TestApp;
 
 const LEASE: Duration = Duration::from_mins(1);
@@ -204,4 +210,154 @@ async fn racing_claims_from_two_instances_take_each_job_once_on_postgres() {
     // Assert
     let distinct: HashSet<_> = claimed.iter().collect();
     assert_eq!((claimed.len(), distinct.len()), (20, 20));
+}
+
+/// The plan "nightly" on enrolled agent `agent` of `tenant`, with one queued run.
+async fn queued_run(app: &TestApp, tenant: TenantId, agent: AgentId) -> PlanId {
+    let input = PlanInput {
+        name: format!("nightly-{}", crate::helpers::random_hex()),
+        paths: vec!["/etc".to_owned(), "/srv".to_owned()],
+        excludes: vec!["*.tmp".to_owned()],
+        schedule: "0 2 * * *".to_owned(),
+        ..PlanInput::default()
+    };
+    let spec = PlanSpec::parse(&input, Utc::now()).unwrap();
+    let plan = plans::insert(&app.database, tenant, &spec, &[agent])
+        .await
+        .unwrap();
+    jobs::enqueue_run_now(&app.database, tenant, plan)
+        .await
+        .unwrap();
+    plan
+}
+
+async fn post(
+    app: &TestApp,
+    credential: &str,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> reqwest::Response {
+    authed(app, reqwest::Method::POST, path, credential)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn an_agent_claims_reports_and_finishes_its_job_over_the_api(app: &TestApp) {
+    // Arrange: two agents of one tenant; a queued backup for the first.
+    let owner = enrolled(app).await;
+    let other = enrolled_in(app, owner.tenant, "db2").await;
+    let plan = queued_run(app, owner.tenant, owner.agent).await;
+
+    // Act
+    let claimed = post(
+        app,
+        &owner.credential,
+        "/jobs/claim",
+        &ClaimJobRequest { wait_seconds: 0 },
+    )
+    .await;
+    assert_eq!(claimed.status(), StatusCode::OK);
+    let job: ClaimedJob = claimed.json().await.unwrap();
+    let empty = post(
+        app,
+        &owner.credential,
+        "/jobs/claim",
+        &ClaimJobRequest { wait_seconds: 0 },
+    )
+    .await;
+    let progress = JobProgress {
+        bytes: 10,
+        files: 1,
+    };
+    let path = |what: &str| format!("/jobs/{}/{what}", job.job_id);
+    let stolen = post(app, &other.credential, &path("progress"), &progress).await;
+    let renewed = post(app, &owner.credential, &path("progress"), &progress).await;
+    let finish = JobFinish {
+        error: None,
+        progress,
+        log: "backed up".to_owned(),
+    };
+    let finished = post(app, &owner.credential, &path("finish"), &finish).await;
+    let again = post(app, &owner.credential, &path("finish"), &finish).await;
+
+    // Assert
+    assert_eq!((job.kind.as_str(), job.plan_id), ("backup", Some(plan)));
+    let backup = job.backup.expect("a backup job says what to back up");
+    assert_eq!(backup.paths, ["/etc", "/srv"]);
+    assert_eq!(backup.excludes, ["*.tmp"]);
+    assert_eq!(empty.status(), StatusCode::NO_CONTENT);
+    assert_eq!(stolen.status(), StatusCode::NOT_FOUND);
+    assert!(
+        error_of(stolen)
+            .await
+            .message
+            .contains("stop working on it")
+    );
+    assert_eq!(renewed.status(), StatusCode::OK);
+    let lease: JobLease = renewed.json().await.unwrap();
+    assert!(lease.lease_expires_at > Utc::now());
+    assert_eq!(finished.status(), StatusCode::NO_CONTENT);
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let listed = jobs::list_recent(&app.database, owner.tenant, 5)
+        .await
+        .unwrap();
+    assert_eq!(listed[0].state, "succeeded");
+}
+
+async fn a_waiting_claim_gets_a_job_queued_while_it_waits(app: &TestApp) {
+    // Arrange: an agent waiting for work, and a run queued a moment later.
+    let agent = enrolled(app).await;
+    let credential = agent.credential.clone();
+    let waiting = {
+        let client = app.client.clone();
+        let url = format!("{}/api/v1/jobs/claim", app.address);
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(credential)
+                .json(&ClaimJobRequest { wait_seconds: 20 })
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Act
+    queued_run(app, agent.tenant, agent.agent).await;
+    let response = waiting.await.unwrap();
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::OK);
+    let job: ClaimedJob = response.json().await.unwrap();
+    assert_eq!(job.kind, "backup");
+}
+
+on_sqlite_and_postgres!(job_claims_api_on_postgres:
+    an_agent_claims_reports_and_finishes_its_job_over_the_api,
+    a_waiting_claim_gets_a_job_queued_while_it_waits,
+);
+
+#[tokio::test]
+async fn a_claim_may_not_wait_longer_than_a_minute() {
+    let app = crate::helpers::spawn_app().await;
+    let agent = enrolled(&app).await;
+
+    let response = post(
+        &app,
+        &agent.credential,
+        "/jobs/claim",
+        &ClaimJobRequest { wait_seconds: 61 },
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        error_of(response)
+            .await
+            .message
+            .contains("at most 60 seconds")
+    );
 }

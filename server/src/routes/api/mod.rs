@@ -9,6 +9,7 @@
 pub mod blobs;
 pub mod commit;
 pub mod enroll;
+pub mod jobs;
 pub mod pack_reads;
 pub mod packs;
 pub mod snapshots;
@@ -147,6 +148,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/agents/enroll", web::post().to(enroll::enroll))
             .route("/tenant/keys", web::put().to(tenant_keys::put))
             .route("/tenant/keys", web::get().to(tenant_keys::get))
+            .route("/jobs/claim", web::post().to(jobs::claim))
+            .route("/jobs/{job_id}/progress", web::post().to(jobs::progress))
+            .route("/jobs/{job_id}/finish", web::post().to(jobs::finish))
             .route("/uploads", web::post().to(uploads::open))
             .route(
                 "/uploads/{session_id}/missing",

@@ -1,0 +1,166 @@
+//! `POST /api/v1/jobs/claim`, `/jobs/{job_id}/progress` and
+//! `/jobs/{job_id}/finish`: agents taking their jobs, reporting on them
+//! and ending them (see [`crate::db::job_claims`] for the guarantees).
+//!
+//! A claim long-polls: it looks for a queued job of the calling agent, and
+//! while there is none it looks again every [`POLL`] until the wait the
+//! agent asked for is over, then answers 204. Looking in the database, not
+//! at in-process state, is what lets any instance answer any agent; the
+//! cost is one indexed query per waiting agent per [`POLL`].
+
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use anyhow::Context;
+use stowage_protocol::api::{
+    ClaimJobRequest, ClaimedJob, JobBackup, JobFinish, JobLease, JobProgress,
+    MAX_CLAIM_WAIT_SECONDS, codes,
+};
+use stowage_protocol::ids::JobId;
+
+use super::Failure;
+use crate::auth::agent::AuthenticatedAgent;
+use crate::db::job_claims::{self, Outcome, Progress};
+use crate::db::{Database, DbError, plans};
+use crate::domain::Sources;
+
+/// How long a claim or a progress report keeps a job the agent's. An agent
+/// reports at least every few minutes while it works.
+pub const JOB_LEASE: Duration = Duration::from_mins(10);
+/// How often a waiting claim looks for a new job.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Claims the calling agent's oldest queued job, waiting for one up to the
+/// asked time (200 with the job, or 204).
+///
+/// # Errors
+///
+/// 400 for a wait above [`MAX_CLAIM_WAIT_SECONDS`]; 500 when the database fails.
+pub async fn claim(
+    db: web::Data<Database>,
+    who: AuthenticatedAgent,
+    body: web::Json<ClaimJobRequest>,
+) -> Result<HttpResponse, Failure> {
+    let wait = body.wait_seconds;
+    if wait > MAX_CLAIM_WAIT_SECONDS {
+        return Err(Failure::Validation(format!(
+            "a claim may wait at most {MAX_CLAIM_WAIT_SECONDS} seconds, not {wait}"
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(u64::from(wait));
+    loop {
+        let claimed = job_claims::claim_next(&db, who.tenant, who.agent, JOB_LEASE)
+            .await
+            .context("unable to claim a job")?;
+        if let Some(job) = claimed {
+            let backup = match job.plan {
+                Some(plan) if job.kind == "backup" => {
+                    let plan = plans::get(&db, who.tenant, plan)
+                        .await
+                        .context("unable to read the plan of a claimed job")?;
+                    let (paths, command, stdin_name) = match plan.sources {
+                        Sources::Paths(paths) => (paths, None, None),
+                        Sources::Command {
+                            command,
+                            stdin_name,
+                        } => (Vec::new(), Some(command), Some(stdin_name)),
+                    };
+                    Some(JobBackup {
+                        plan_name: plan.name,
+                        paths,
+                        command,
+                        stdin_name,
+                        excludes: plan.excludes,
+                    })
+                }
+                _ => None,
+            };
+            return Ok(HttpResponse::Ok().json(ClaimedJob {
+                job_id: job.id,
+                kind: job.kind,
+                plan_id: job.plan,
+                backup,
+                lease_expires_at: job.lease_expires_at,
+            }));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(HttpResponse::NoContent().finish());
+        }
+        tokio::time::sleep(POLL.min(deadline - now)).await;
+    }
+}
+
+/// Records progress on the caller's running job and renews its lease.
+///
+/// # Errors
+///
+/// 404 when the job is not the caller's running job (its lease ran out, it
+/// ended, or it is another agent's); 500 when the database fails.
+pub async fn progress(
+    db: web::Data<Database>,
+    who: AuthenticatedAgent,
+    path: web::Path<String>,
+    body: web::Json<JobProgress>,
+) -> Result<HttpResponse, Failure> {
+    let job = job_id(&path)?;
+    let progress = Progress {
+        bytes: body.bytes,
+        files: body.files,
+    };
+    match job_claims::renew(&db, who.tenant, who.agent, job, JOB_LEASE, progress).await {
+        Ok(lease_expires_at) => Ok(HttpResponse::Ok().json(JobLease { lease_expires_at })),
+        Err(DbError::NotFound { .. }) => Err(not_running(job)),
+        Err(other) => Err(anyhow::Error::new(other)
+            .context("unable to renew a job's lease")
+            .into()),
+    }
+}
+
+/// Ends the caller's running job with its outcome, counts and log (204).
+///
+/// # Errors
+///
+/// 404 as for [`progress`]; 500 when the database fails.
+pub async fn finish(
+    db: web::Data<Database>,
+    who: AuthenticatedAgent,
+    path: web::Path<String>,
+    body: web::Json<JobFinish>,
+) -> Result<HttpResponse, Failure> {
+    let job = job_id(&path)?;
+    let body = body.into_inner();
+    let outcome = match body.error {
+        None => Outcome::Succeeded,
+        Some(why) => Outcome::Failed(why),
+    };
+    let progress = Progress {
+        bytes: body.progress.bytes,
+        files: body.progress.files,
+    };
+    match job_claims::finish(
+        &db, who.tenant, who.agent, job, &outcome, progress, &body.log,
+    )
+    .await
+    {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(DbError::NotFound { .. }) => Err(not_running(job)),
+        Err(other) => Err(anyhow::Error::new(other)
+            .context("unable to finish a job")
+            .into()),
+    }
+}
+
+fn job_id(raw: &str) -> Result<JobId, Failure> {
+    raw.parse()
+        .map_err(|_| Failure::Validation(format!("{raw:?} is not a job id (32 hex digits)")))
+}
+
+fn not_running(job: JobId) -> Failure {
+    Failure::NotFound {
+        code: codes::NOT_FOUND,
+        message: format!(
+            "job {job} is not a running job of this agent: it ended, its lease ran out, or it is another agent's; stop working on it"
+        ),
+    }
+}
