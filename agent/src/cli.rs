@@ -55,6 +55,16 @@ enum Command {
     /// Check that a snapshot (default: every snapshot of this host) is
     /// complete; with --read-data, download and check every byte.
     Verify(VerifyArgs),
+    /// Run as a service: take this agent's jobs from the server and run them.
+    Daemon(DaemonArgs),
+}
+
+/// `stowage daemon`
+#[derive(Debug, Clone, Args)]
+pub struct DaemonArgs {
+    /// Run backups at normal CPU and I/O priority instead of low.
+    #[arg(long)]
+    pub normal_priority: bool,
 }
 
 /// `stowage enroll`
@@ -264,6 +274,7 @@ pub fn run() -> ExitCode {
             Command::Ls(args) => commands::ls::run(&global, args).await,
             Command::Restore(args) => commands::restore::run(&global, args).await,
             Command::Verify(args) => commands::verify::run(&global, args).await,
+            Command::Daemon(args) => commands::daemon::run(&global, args).await,
         }
     });
     match result {

@@ -20,12 +20,13 @@ use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stowage_protocol::api::{
-    API_PREFIX, ApiError, CommitSnapshotRequest, CommitSnapshotResponse, EnrollRequest,
-    EnrollResponse, LocateBlobsRequest, LocateBlobsResponse, MissingBlobsRequest,
-    MissingBlobsResponse, OpenUploadSessionRequest, PackUploadResponse, SnapshotList,
-    SnapshotListItem, TenantKeyBundle, UploadSession,
+    API_PREFIX, ApiError, ClaimJobRequest, ClaimedJob, CommitSnapshotRequest,
+    CommitSnapshotResponse, EnrollRequest, EnrollResponse, JobFinish, JobLease, JobProgress,
+    LocateBlobsRequest, LocateBlobsResponse, MissingBlobsRequest, MissingBlobsResponse,
+    OpenUploadSessionRequest, PackUploadResponse, SnapshotList, SnapshotListItem, TenantKeyBundle,
+    UploadSession,
 };
-use stowage_protocol::ids::{BlobId, PackId, PlanId, SnapshotId, UploadSessionId};
+use stowage_protocol::ids::{BlobId, JobId, PackId, PlanId, SnapshotId, UploadSessionId};
 use stowage_protocol::snapshot::SnapshotRecord;
 use url::Url;
 use zeroize::Zeroizing;
@@ -156,6 +157,57 @@ impl ServerClient {
             Some(&OpenUploadSessionRequest { plan }),
         )
         .await
+    }
+
+    /// `POST /jobs/claim`: claims this agent's oldest queued job, waiting
+    /// up to `wait_seconds` for one; `None` when none came in time.
+    ///
+    /// # Errors
+    ///
+    /// The server's refusal or no answer.
+    pub async fn claim_job(&self, wait_seconds: u32) -> Result<Option<ClaimedJob>, CallError> {
+        let what = "POST jobs/claim";
+        let response = self
+            .send(Method::POST, "jobs/claim", |r| {
+                r.json(&ClaimJobRequest { wait_seconds })
+            })
+            .await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        decode(what, response).await.map(Some)
+    }
+
+    /// `POST /jobs/{job}/progress`: reports progress, renewing the lease.
+    ///
+    /// # Errors
+    ///
+    /// 404 when the job is no longer this agent's running job (stop it),
+    /// another refusal, or no answer.
+    pub async fn job_progress(
+        &self,
+        job: &JobId,
+        progress: JobProgress,
+    ) -> Result<JobLease, CallError> {
+        self.json(
+            Method::POST,
+            &format!("jobs/{job}/progress"),
+            Some(&progress),
+        )
+        .await
+    }
+
+    /// `POST /jobs/{job}/finish`: ends the job with its outcome and log.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerClient::job_progress`].
+    pub async fn finish_job(&self, job: &JobId, finish: &JobFinish) -> Result<(), CallError> {
+        self.send(Method::POST, &format!("jobs/{job}/finish"), |r| {
+            r.json(finish)
+        })
+        .await
+        .map(drop)
     }
 
     /// `POST /uploads/{session}/missing`: which of `ids` (at most

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use chrono::Utc;
 use serde::Serialize;
-use stowage_protocol::ids::SnapshotId;
+use stowage_protocol::ids::{PlanId, SnapshotId};
 use stowage_protocol::snapshot::{RawPath, SnapshotRecord, SnapshotSummary};
 use stowage_protocol::tree::EntryName;
 
@@ -37,6 +37,35 @@ use crate::upload::{UploadOptions, UploadProgress};
 /// Not enrolled, a path argument that does not exist, an invalid exclude
 /// pattern, a failing `--command`, or the server refusing (named).
 pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
+    run_for_plan(global, args, None)
+        .await
+        .map(|finished| finished.outcome)
+}
+
+/// What a backup run for a plan's job reports back.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// Exit status.
+    pub outcome: Outcome,
+    /// Regular files in the snapshot.
+    pub files: u64,
+    /// Bytes read from files.
+    pub bytes_read: u64,
+    /// The summary printed, for the job's log.
+    pub summary: String,
+}
+
+/// `stowage backup` for plan `plan` (recorded in the session and the
+/// snapshot), as the daemon runs it.
+///
+/// # Errors
+///
+/// As [`run`].
+pub async fn run_for_plan(
+    global: &Global,
+    args: BackupArgs,
+    plan: Option<PlanId>,
+) -> anyhow::Result<Finished> {
     let started_at = Utc::now();
     let clock = Instant::now();
     let context = AgentContext::load(global)?;
@@ -49,7 +78,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
     let parent = find_parent(&context, &host, &paths).await?;
     let session = context
         .client
-        .open_session(None)
+        .open_session(plan)
         .await
         .context("unable to open an upload session")?;
     let cache_path = backup::cache_path(&context.cache_dir, &host, &paths);
@@ -76,7 +105,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
         parent,
         hostname: host,
         agent: context.profile.agent_id,
-        plan: None,
+        plan,
         paths,
         tags: args.tags.clone(),
         started_at,
@@ -118,15 +147,21 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
         errors: output.errors,
         duration_seconds: clock.elapsed().as_secs_f64(),
     };
+    let summary = report.human();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.human());
+        print!("{summary}");
     }
-    Ok(if output.counts.unreadable > 0 {
-        Outcome::Partial
-    } else {
-        Outcome::Success
+    Ok(Finished {
+        outcome: if output.counts.unreadable > 0 {
+            Outcome::Partial
+        } else {
+            Outcome::Success
+        },
+        files: output.counts.files,
+        bytes_read: output.counts.bytes_read,
+        summary,
     })
 }
 

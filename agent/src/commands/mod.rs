@@ -2,6 +2,7 @@
 //! `async fn run(global: &Global, args: …) -> anyhow::Result<Outcome>`.
 
 pub mod backup;
+pub mod daemon;
 pub mod enroll;
 pub mod ls;
 pub mod restore;
