@@ -15,9 +15,7 @@ const MAX_TTL: Duration = Duration::from_hours(365 * 24);
 pub fn parse_ttl(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let bad = || format!("{text:?} is not a lifetime like 90s, 30m, 24h or 7d");
-    let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (number, unit) = text.split_at(unit_at);
-    let number: u64 = number.parse().map_err(|_| bad())?;
+    let (number, unit) = crate::domain::number_and_unit(text).ok_or_else(bad)?;
     let seconds_per_unit = match unit {
         "s" => 1,
         "m" => 60,

@@ -7,8 +7,9 @@ mod retention;
 mod role;
 mod schedule;
 mod tenant_name;
+mod typed_name;
 
-pub use plan_duration::{PlanDuration, PlanDurationError, format_seconds};
+pub use plan_duration::{PlanDuration, PlanDurationError, format_seconds, number_and_unit};
 pub use plan_name::{PlanName, PlanNameError};
 pub use plan_spec::{PlanInput, PlanSpec, PlanSpecError, Sources};
 pub use retention::{KeepCounts, RetentionError, RetentionPolicy};

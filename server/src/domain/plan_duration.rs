@@ -37,9 +37,7 @@ impl PlanDuration {
     pub fn parse(text: &str) -> Result<Self, PlanDurationError> {
         let text = text.trim();
         let bad = || PlanDurationError::Malformed(text.to_owned());
-        let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let (number, unit) = text.split_at(unit_at);
-        let number: u64 = number.parse().map_err(|_| bad())?;
+        let (number, unit) = number_and_unit(text).ok_or_else(bad)?;
         let seconds_per_unit = match unit {
             "s" => 1,
             "m" => 60,
@@ -75,6 +73,15 @@ impl PlanDuration {
     pub fn as_duration(self) -> Duration {
         Duration::from_secs(self.0)
     }
+}
+
+/// Splits `24h` into 24 and "h": a whole number (digits only) followed by
+/// a unit; `None` for anything else. Shared with the command line's
+/// lifetimes, which accept fewer units.
+pub fn number_and_unit(text: &str) -> Option<(u64, &str)> {
+    let unit_at = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(unit_at);
+    Some((number.parse().ok()?, unit))
 }
 
 impl PlanDurationError {

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::typed_name::{self, NameProblem};
+
 /// Longest accepted name, in characters.
 pub const MAX_PLAN_NAME_CHARS: usize = 100;
 
@@ -31,16 +33,11 @@ impl PlanName {
     ///
     /// Returns the rule the name breaks.
     pub fn parse(name: &str) -> Result<Self, PlanNameError> {
-        let name = name.trim();
-        let chars = name.chars().count();
-        if chars == 0 {
-            Err(PlanNameError::Empty)
-        } else if chars > MAX_PLAN_NAME_CHARS {
-            Err(PlanNameError::TooLong(chars))
-        } else if name.chars().any(char::is_control) {
-            Err(PlanNameError::ControlCharacter)
-        } else {
-            Ok(Self(name.to_owned()))
+        match typed_name::check(name, MAX_PLAN_NAME_CHARS) {
+            Ok(name) => Ok(Self(name.to_owned())),
+            Err(NameProblem::Empty) => Err(PlanNameError::Empty),
+            Err(NameProblem::TooLong(chars)) => Err(PlanNameError::TooLong(chars)),
+            Err(NameProblem::ControlCharacter) => Err(PlanNameError::ControlCharacter),
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::typed_name::{self, NameProblem};
+
 /// Longest accepted name, in characters.
 pub const MAX_TENANT_NAME_CHARS: usize = 100;
 
@@ -30,16 +32,11 @@ impl TenantName {
     ///
     /// Returns the rule the name breaks.
     pub fn parse(name: &str) -> Result<Self, TenantNameError> {
-        let name = name.trim();
-        let chars = name.chars().count();
-        if chars == 0 {
-            Err(TenantNameError::Empty)
-        } else if chars > MAX_TENANT_NAME_CHARS {
-            Err(TenantNameError::TooLong(chars))
-        } else if name.chars().any(char::is_control) {
-            Err(TenantNameError::ControlCharacter)
-        } else {
-            Ok(Self(name.to_owned()))
+        match typed_name::check(name, MAX_TENANT_NAME_CHARS) {
+            Ok(name) => Ok(Self(name.to_owned())),
+            Err(NameProblem::Empty) => Err(TenantNameError::Empty),
+            Err(NameProblem::TooLong(chars)) => Err(TenantNameError::TooLong(chars)),
+            Err(NameProblem::ControlCharacter) => Err(TenantNameError::ControlCharacter),
         }
     }
 

@@ -251,22 +251,18 @@ async fn an_agent_claims_reports_and_finishes_its_job_over_the_api(app: &TestApp
     let plan = queued_run(app, owner.tenant, owner.agent).await;
 
     // Act
-    let claimed = post(
-        app,
-        &owner.credential,
-        "/jobs/claim",
-        &ClaimJobRequest { wait_seconds: 0 },
-    )
-    .await;
+    let claim_now = || {
+        post(
+            app,
+            &owner.credential,
+            "/jobs/claim",
+            &ClaimJobRequest { wait_seconds: 0 },
+        )
+    };
+    let claimed = claim_now().await;
     assert_eq!(claimed.status(), StatusCode::OK);
     let job: ClaimedJob = claimed.json().await.unwrap();
-    let empty = post(
-        app,
-        &owner.credential,
-        "/jobs/claim",
-        &ClaimJobRequest { wait_seconds: 0 },
-    )
-    .await;
+    let empty = claim_now().await;
     let progress = JobProgress {
         bytes: 10,
         files: 1,
