@@ -165,9 +165,7 @@ pub async fn restore(
         let (range, batch) = download
             .await
             .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
-        let parts = split(&uses[range], senders.len(), |u: &Use| {
-            files[u.file].chunks()[u.chunk as usize].id
-        });
+        let parts = split(&uses[range], senders.len(), |u: &Use| u.chunk_in(&files).id);
         for (sender, uses) in senders.iter().zip(parts) {
             if !uses.is_empty() {
                 let work = Work::Batch {
@@ -243,7 +241,7 @@ async fn download(
             .expect("the semaphore is never closed");
         let mut ids: Vec<BlobId> = uses[range.clone()]
             .iter()
-            .map(|u| files[u.file].chunks()[u.chunk as usize].id)
+            .map(|u| u.chunk_in(&files).id)
             .collect();
         ids.dedup();
         let (reader, locations) = (reader.clone(), Arc::clone(&locations));

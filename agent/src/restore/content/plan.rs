@@ -34,6 +34,14 @@ pub struct Use {
     pub chunk: u32,
 }
 
+impl Use {
+    /// The chunk this use writes, looked up in the files' chunk lists (the
+    /// ones the plan was made from).
+    pub fn chunk_in(&self, files: &[super::FileJob]) -> FileChunk {
+        files[self.file].chunks()[self.chunk as usize]
+    }
+}
+
 /// Every chunk use of a restore, in reading order, cut into batches.
 #[derive(Debug)]
 pub struct Plan {

@@ -78,7 +78,7 @@ impl<'a> Writer<'a> {
                 }
                 Work::Batch { batch, uses } => {
                     let files = &self.shared.files;
-                    let id = |use_: &Use| files[use_.file].chunks()[use_.chunk as usize].id;
+                    let id = |use_: &Use| use_.chunk_in(files).id;
                     for group in uses.chunk_by(|a, b| id(a) == id(b)) {
                         self.blob(&batch, group);
                     }
@@ -91,7 +91,7 @@ impl<'a> Writer<'a> {
     /// Opens one blob and writes it at every use in `group`.
     fn blob(&mut self, batch: &Batch, group: &[Use]) {
         let first = &group[0];
-        let part: FileChunk = self.shared.files[first.file].chunks()[first.chunk as usize];
+        let part: FileChunk = first.chunk_in(&self.shared.files);
         let opened = match batch.blobs.get(&part.id) {
             Some(Ok(sealed)) => self
                 .shared
