@@ -184,11 +184,39 @@ pub const MAX_CLAIM_WAIT_SECONDS: u32 = 60;
 
 /// `POST /api/v1/jobs/claim` — waits up to `wait_seconds` for a queued job
 /// of the calling agent and claims it: 200 with a [`ClaimedJob`], or 204
-/// when none came in time (ask again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// when none came in time (ask again). Every claim marks the agent seen;
+/// `facts`, when sent, replace what the server knows about its host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimJobRequest {
     /// At most [`MAX_CLAIM_WAIT_SECONDS`]; 0 answers at once.
     pub wait_seconds: u32,
+    /// The agent's host, sent on the first claim and every few minutes.
+    #[serde(default)]
+    pub facts: Option<AgentFacts>,
+}
+
+/// What an agent reports about itself and its host (agent presence).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentFacts {
+    /// The agent's version, e.g. `0.1.0`.
+    pub version: String,
+    /// Operating system and architecture, e.g. `linux x86_64 (Debian 12)`.
+    pub os: String,
+    /// The host name.
+    pub hostname: String,
+    /// Free space of the filesystems holding this agent's sources.
+    pub filesystems: Vec<FilesystemSpace>,
+}
+
+/// Free and total space of the filesystem that holds `path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesystemSpace {
+    /// A source path (or `/`).
+    pub path: String,
+    /// Bytes an unprivileged writer may still use.
+    pub free_bytes: u64,
+    /// The filesystem's size in bytes.
+    pub total_bytes: u64,
 }
 
 /// What a backup job backs up: its plan's sources and excludes.
@@ -206,18 +234,76 @@ pub struct JobBackup {
     pub excludes: Vec<String>,
 }
 
+/// What a restore job restores, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRestore {
+    /// The snapshot (of any agent of the tenant).
+    pub snapshot: SnapshotId,
+    /// Paths inside the snapshot to restore; empty restores all of it.
+    pub paths: Vec<String>,
+    /// Absolute directory on the restoring agent (created if missing).
+    pub target: String,
+}
+
+/// What a verify job checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobVerify {
+    /// The snapshot to check.
+    pub snapshot: SnapshotId,
+    /// Download, decrypt and check every blob, not only the structure.
+    pub read_data: bool,
+}
+
+/// A rehearsal restore: restore `snapshot` into a scratch directory, check
+/// every restored byte against the snapshot, delete the copy, and report
+/// the measured times in [`JobFinish::restore_test`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRestoreTest {
+    /// The snapshot rehearsed (the plan's newest when the job was made).
+    pub snapshot: SnapshotId,
+    /// With a cap, a sample of files chosen by `seed` whose sizes add up to
+    /// at most this many bytes; without one, the whole snapshot.
+    pub max_bytes: Option<u64>,
+    /// Seed of the deterministic sample: the same seed picks the same files.
+    pub seed: u64,
+}
+
+/// The work of a claimed job, tagged by its kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobWork {
+    /// Back up a plan's sources.
+    Backup(JobBackup),
+    /// Restore a snapshot to a directory of this agent.
+    Restore(JobRestore),
+    /// Check a snapshot.
+    Verify(JobVerify),
+    /// Rehearse a restore and time it.
+    RestoreTest(JobRestoreTest),
+}
+
+impl JobWork {
+    /// The kind's stored name: backup, restore, verify or restore_test.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Backup(_) => "backup",
+            Self::Restore(_) => "restore",
+            Self::Verify(_) => "verify",
+            Self::RestoreTest(_) => "restore_test",
+        }
+    }
+}
+
 /// Response to [`ClaimJobRequest`]: the job is now the caller's, until
 /// `lease_expires_at` unless progress renews it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimedJob {
     /// The job, for the progress and finish calls.
     pub job_id: JobId,
-    /// backup, restore, verify or restore_test.
-    pub kind: String,
     /// The job's plan, if it has one.
     pub plan_id: Option<PlanId>,
-    /// For a backup job of a plan: what to back up.
-    pub backup: Option<JobBackup>,
+    /// What to do.
+    pub work: JobWork,
     /// When the job fails unless renewed.
     pub lease_expires_at: DateTime<Utc>,
 }
@@ -225,12 +311,15 @@ pub struct ClaimedJob {
 /// `POST /api/v1/jobs/{job_id}/progress` — renews the lease (200 with a
 /// [`JobLease`]); 404 when the job is not the caller's running job any more
 /// (its lease ran out): the agent must stop working on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct JobProgress {
     /// Bytes read (a backup) or written (a restore) so far.
     pub bytes: u64,
     /// Files done so far.
     pub files: u64,
+    /// Recent rate in bytes a second (0 when not known yet).
+    #[serde(default)]
+    pub bytes_per_second: u64,
 }
 
 /// Response to [`JobProgress`].
@@ -249,6 +338,26 @@ pub struct JobFinish {
     pub progress: JobProgress,
     /// The job's log; the server keeps its last 64 KiB.
     pub log: String,
+    /// For a restore test: what was measured (also when the check failed).
+    #[serde(default)]
+    pub restore_test: Option<RestoreTestReport>,
+}
+
+/// What a restore test measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreTestReport {
+    /// The snapshot rehearsed.
+    pub snapshot: SnapshotId,
+    /// Files restored and checked.
+    pub files: u64,
+    /// Bytes restored and checked.
+    pub bytes: u64,
+    /// Wall time of the restore alone, in milliseconds (what an RTO is about).
+    pub restore_ms: u64,
+    /// Wall time of reading every restored byte back and checking it.
+    pub check_ms: u64,
+    /// Whether a size cap made this a sample rather than the whole snapshot.
+    pub sampled: bool,
 }
 
 /// `POST /api/v1/uploads` — opens an upload session (a lease protecting blobs).

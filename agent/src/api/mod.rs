@@ -169,7 +169,10 @@ impl ServerClient {
         let what = "POST jobs/claim";
         let response = self
             .send(Method::POST, "jobs/claim", |r| {
-                r.json(&ClaimJobRequest { wait_seconds })
+                r.json(&ClaimJobRequest {
+                    wait_seconds,
+                    facts: None,
+                })
             })
             .await?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {

@@ -20,7 +20,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use stowage_protocol::api::{ClaimedJob, JobFinish, JobProgress};
+use stowage_protocol::api::{ClaimedJob, JobFinish, JobProgress, JobWork};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{BackupArgs, DaemonArgs, Global, Outcome};
@@ -98,21 +98,25 @@ fn backoff(failures: u32) -> Duration {
 
 /// Runs one claimed job, renewing its lease meanwhile, and reports the end.
 async fn run_job(global: &Global, context: &AgentContext, args: &DaemonArgs, job: ClaimedJob) {
-    eprintln!("stowage daemon: job {} ({}) started", job.job_id, job.kind);
+    eprintln!(
+        "stowage daemon: job {} ({}) started",
+        job.job_id,
+        job.work.kind()
+    );
     let renewer = {
         let (client, id) = (context.client.clone(), job.job_id);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RENEW_EVERY).await;
-                let progress = JobProgress { bytes: 0, files: 0 };
+                let progress = JobProgress::default();
                 if let Err(error) = client.job_progress(&id, progress).await {
                     eprintln!("stowage daemon: job {id}: renewing its lease failed ({error})");
                 }
             }
         })
     };
-    let finish = match (job.kind.as_str(), job.backup) {
-        ("backup", Some(spec)) => {
+    let finish = match job.work {
+        JobWork::Backup(spec) => {
             let backup_args = BackupArgs {
                 paths: spec.paths.into_iter().map(PathBuf::from).collect(),
                 exclude: spec.excludes,
@@ -132,6 +136,7 @@ async fn run_job(global: &Global, context: &AgentContext, args: &DaemonArgs, job
                     progress: JobProgress {
                         bytes: done.bytes_read,
                         files: done.files,
+                        bytes_per_second: 0,
                     },
                     log: if matches!(done.outcome, Outcome::Partial) {
                         format!(
@@ -141,14 +146,12 @@ async fn run_job(global: &Global, context: &AgentContext, args: &DaemonArgs, job
                     } else {
                         done.summary
                     },
+                    restore_test: None,
                 },
                 Err(error) => failed(format!("{error:#}")),
             }
         }
-        ("backup", None) => {
-            failed("the server sent a backup job without its plan's sources".to_owned())
-        }
-        (other, _) => failed(format!("this agent does not run {other} jobs yet")),
+        other => failed(format!("this agent does not run {} jobs yet", other.kind())),
     };
     renewer.abort();
     let outcome = finish
@@ -168,7 +171,8 @@ fn failed(error: String) -> JobFinish {
     JobFinish {
         log: error.clone(),
         error: Some(error),
-        progress: JobProgress { bytes: 0, files: 0 },
+        progress: JobProgress::default(),
+        restore_test: None,
     }
 }
 

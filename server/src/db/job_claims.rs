@@ -37,6 +37,9 @@ pub struct Claimed {
     pub plan: Option<PlanId>,
     /// backup, restore, verify or restore_test.
     pub kind: String,
+    /// The stored work of a job that is not a plan's backup (JSON of
+    /// `stowage_protocol::api::JobWork`).
+    pub params: Option<String>,
     /// When the job fails unless the agent renews the lease.
     pub lease_expires_at: DateTime<Utc>,
 }
@@ -81,7 +84,7 @@ pub async fn claim_next(
          WHERE id = (SELECT id FROM jobs WHERE tenant_id = $1 AND agent_id = $2 \
            AND state = 'queued' ORDER BY created_at, id LIMIT 1{lock}) \
          AND state = 'queued' \
-         RETURNING id, plan_id, kind, lease_expires_at"
+         RETURNING id, plan_id, kind, params, lease_expires_at"
     )))
     .bind(tenant.to_hex())
     .bind(agent.to_hex())
@@ -99,6 +102,7 @@ pub async fn claim_next(
         id: parse_id("jobs.id", &row.try_get::<String, _>("id").map_err(read)?)?,
         plan: plan.map(|p| parse_id("jobs.plan_id", &p)).transpose()?,
         kind: row.try_get("kind").map_err(read)?,
+        params: row.try_get("params").map_err(read)?,
         lease_expires_at: from_millis(
             "jobs.lease_expires_at",
             row.try_get("lease_expires_at").map_err(read)?,

@@ -16,7 +16,9 @@ use stowage_server::db::{Database, DbError, jobs, plans, tenants};
 use stowage_server::domain::{PlanInput, PlanSpec, TenantName};
 
 use reqwest::StatusCode;
-use stowage_protocol::api::{ClaimJobRequest, ClaimedJob, JobFinish, JobLease, JobProgress};
+use stowage_protocol::api::{
+    ClaimJobRequest, ClaimedJob, JobFinish, JobLease, JobProgress, JobWork,
+};
 
 use crate::agent_api::{authed, enrolled, enrolled_in, error_of};
 use crate::helpers::TestApp;
@@ -256,7 +258,10 @@ async fn an_agent_claims_reports_and_finishes_its_job_over_the_api(app: &TestApp
             app,
             &owner.credential,
             "/jobs/claim",
-            &ClaimJobRequest { wait_seconds: 0 },
+            &ClaimJobRequest {
+                wait_seconds: 0,
+                facts: None,
+            },
         )
     };
     let claimed = claim_now().await;
@@ -266,6 +271,7 @@ async fn an_agent_claims_reports_and_finishes_its_job_over_the_api(app: &TestApp
     let progress = JobProgress {
         bytes: 10,
         files: 1,
+        bytes_per_second: 5,
     };
     let path = |what: &str| format!("/jobs/{}/{what}", job.job_id);
     let stolen = post(app, &other.credential, &path("progress"), &progress).await;
@@ -274,13 +280,16 @@ async fn an_agent_claims_reports_and_finishes_its_job_over_the_api(app: &TestApp
         error: None,
         progress,
         log: "backed up".to_owned(),
+        restore_test: None,
     };
     let finished = post(app, &owner.credential, &path("finish"), &finish).await;
     let again = post(app, &owner.credential, &path("finish"), &finish).await;
 
     // Assert
-    assert_eq!((job.kind.as_str(), job.plan_id), ("backup", Some(plan)));
-    let backup = job.backup.expect("a backup job says what to back up");
+    assert_eq!(job.plan_id, Some(plan));
+    let JobWork::Backup(backup) = job.work else {
+        panic!("a plan's run-now job is a backup, not {:?}", job.work);
+    };
     assert_eq!(backup.paths, ["/etc", "/srv"]);
     assert_eq!(backup.excludes, ["*.tmp"]);
     assert_eq!(empty.status(), StatusCode::NO_CONTENT);
@@ -313,7 +322,10 @@ async fn a_waiting_claim_gets_a_job_queued_while_it_waits(app: &TestApp) {
             client
                 .post(url)
                 .bearer_auth(credential)
-                .json(&ClaimJobRequest { wait_seconds: 20 })
+                .json(&ClaimJobRequest {
+                    wait_seconds: 20,
+                    facts: None,
+                })
                 .send()
                 .await
                 .unwrap()
@@ -328,7 +340,7 @@ async fn a_waiting_claim_gets_a_job_queued_while_it_waits(app: &TestApp) {
     // Assert
     assert_eq!(response.status(), StatusCode::OK);
     let job: ClaimedJob = response.json().await.unwrap();
-    assert_eq!(job.kind, "backup");
+    assert_eq!(job.work.kind(), "backup");
 }
 
 on_sqlite_and_postgres!(job_claims_api_on_postgres:
@@ -345,7 +357,10 @@ async fn a_claim_may_not_wait_longer_than_a_minute() {
         &app,
         &agent.credential,
         "/jobs/claim",
-        &ClaimJobRequest { wait_seconds: 61 },
+        &ClaimJobRequest {
+            wait_seconds: 61,
+            facts: None,
+        },
     )
     .await;
 

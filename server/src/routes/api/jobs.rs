@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use stowage_protocol::api::{
-    ClaimJobRequest, ClaimedJob, JobBackup, JobFinish, JobLease, JobProgress,
-    MAX_CLAIM_WAIT_SECONDS, codes,
+    ClaimJobRequest, ClaimedJob, JobFinish, JobLease, JobProgress, MAX_CLAIM_WAIT_SECONDS, codes,
 };
 use stowage_protocol::ids::JobId;
 
 use super::Failure;
 use crate::auth::agent::AuthenticatedAgent;
 use crate::db::job_claims::{self, Outcome, Progress};
-use crate::db::{Database, DbError, plans};
-use crate::domain::Sources;
+use crate::db::{Database, DbError};
+
+mod work;
 
 /// How long a claim or a progress report keeps a job the agent's. An agent
 /// reports at least every few minutes while it works.
@@ -53,35 +53,32 @@ pub async fn claim(
             .await
             .context("unable to claim a job")?;
         if let Some(job) = claimed {
-            let backup = match job.plan {
-                Some(plan) if job.kind == "backup" => {
-                    let plan = plans::get(&db, who.tenant, plan)
-                        .await
-                        .context("unable to read the plan of a claimed job")?;
-                    let (paths, command, stdin_name) = match plan.sources {
-                        Sources::Paths(paths) => (paths, None, None),
-                        Sources::Command {
-                            command,
-                            stdin_name,
-                        } => (Vec::new(), Some(command), Some(stdin_name)),
-                    };
-                    Some(JobBackup {
-                        plan_name: plan.name,
-                        paths,
-                        command,
-                        stdin_name,
-                        excludes: plan.excludes,
-                    })
+            match work::of(&db, who.tenant, &job).await {
+                Ok(work) => {
+                    return Ok(HttpResponse::Ok().json(ClaimedJob {
+                        job_id: job.id,
+                        plan_id: job.plan,
+                        work,
+                        lease_expires_at: job.lease_expires_at,
+                    }));
                 }
-                _ => None,
-            };
-            return Ok(HttpResponse::Ok().json(ClaimedJob {
-                job_id: job.id,
-                kind: job.kind,
-                plan_id: job.plan,
-                backup,
-                lease_expires_at: job.lease_expires_at,
-            }));
+                Err(work::Unrunnable(why)) => {
+                    tracing::warn!(job.id = %job.id, %why, "a claimed job cannot run; it failed");
+                    let failed = Outcome::Failed(why);
+                    job_claims::finish(
+                        &db,
+                        who.tenant,
+                        who.agent,
+                        job.id,
+                        &failed,
+                        Progress::default(),
+                        "",
+                    )
+                    .await
+                    .context("unable to fail a job that cannot run")?;
+                    continue;
+                }
+            }
         }
         let now = Instant::now();
         if now >= deadline {
