@@ -1,12 +1,15 @@
 //! The command line: `stowage-server [--config FILE] [serve]`, and the
 //! administration commands `tenant create`, `token create`, `plan
-//! create|list|run` and `jobs`.
+//! create|update|delete|list|run|test`, `jobs`, `restore`, `verify` and
+//! `agents`.
 //!
 //! `serve` is the default so a bare `stowage-server` runs the platform;
 //! administrative subcommands sit beside it and use the same settings, so
 //! they act on the database the running servers use.
 
 mod admin;
+mod agents;
+mod jobs;
 mod owner_password;
 mod plans;
 mod table;
@@ -75,6 +78,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Restore a snapshot on a chosen agent (a job); prints the job id.
+    Restore(jobs::RestoreArgs),
+    /// Check a snapshot on a chosen agent (a job); prints the job id.
+    Verify(jobs::VerifyArgs),
+    /// List a tenant's agents: online or offline, version, host, free space.
+    Agents {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Print a JSON array instead of columns.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `plan …`
@@ -82,6 +98,18 @@ pub enum Command {
 pub enum PlanCommand {
     /// Create a plan; prints its id.
     Create(Box<plans::PlanCreateArgs>),
+    /// Replace a plan's definition (every option as for create; --rename
+    /// renames it); prints its id.
+    Update(Box<plans::PlanCreateArgs>),
+    /// Delete a plan: its queued jobs are cancelled, its job history and
+    /// snapshots stay.
+    Delete {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// The plan's name.
+        name: String,
+    },
     /// List a tenant's plans.
     List {
         /// Name of the tenant.
@@ -93,6 +121,15 @@ pub enum PlanCommand {
     },
     /// Run a plan now on each of its agents; prints the job ids.
     Run {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// The plan's name.
+        name: String,
+    },
+    /// Rehearse a restore of the plan's newest snapshot now, on each of its
+    /// agents (a restore test); prints the job ids.
+    Test {
         /// Name of the tenant.
         #[arg(long, value_name = "NAME")]
         tenant: String,
@@ -174,6 +211,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Restore(args) => {
+            let id = jobs::restore(&settings, &args).await?;
+            eprintln!(
+                "queued a restore of snapshot {} on agent {:?} into {}",
+                args.snapshot.trim(),
+                args.agent.trim(),
+                args.target.trim()
+            );
+            println!("{id}");
+            Ok(())
+        }
+        Command::Verify(args) => {
+            let id = jobs::verify(&settings, &args).await?;
+            eprintln!(
+                "queued a verification of snapshot {} on agent {:?}",
+                args.snapshot.trim(),
+                args.agent.trim()
+            );
+            println!("{id}");
+            Ok(())
+        }
+        Command::Agents { tenant, json } => {
+            print!("{}", agents::list(&settings, &tenant, json).await?);
+            Ok(())
+        }
     }
 }
 
@@ -187,6 +249,34 @@ async fn plan(settings: &Settings, command: PlanCommand) -> anyhow::Result<()> {
                 args.tenant.trim()
             );
             println!("{id}");
+        }
+        PlanCommand::Update(args) => {
+            let id = plans::update(settings, &args).await?;
+            eprintln!(
+                "updated plan {:?} in tenant {:?}",
+                args.rename.as_deref().unwrap_or(&args.name).trim(),
+                args.tenant.trim()
+            );
+            println!("{id}");
+        }
+        PlanCommand::Delete { tenant, name } => {
+            plans::delete(settings, &tenant, &name).await?;
+            eprintln!(
+                "deleted plan {:?} of tenant {:?}",
+                name.trim(),
+                tenant.trim()
+            );
+        }
+        PlanCommand::Test { tenant, name } => {
+            let ids = plans::test(settings, &tenant, &name).await?;
+            eprintln!(
+                "queued {} restore test(s) for plan {:?}",
+                ids.len(),
+                name.trim()
+            );
+            for id in ids {
+                println!("{id}");
+            }
         }
         PlanCommand::List { tenant, json } => {
             print!("{}", plans::list(settings, &tenant, json).await?);

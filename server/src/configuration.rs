@@ -22,6 +22,9 @@
 //! address_per_second = 5    # per client address, for requests without a
 //! address_burst = 20        # valid credential (enrollment, failed logins)
 //!
+//! [agents]
+//! offline_after = "3m"      # an agent silent this long shows as offline
+//!
 //! [s3]
 //! endpoint = "http://minio:9000"
 //! bucket = "stowage"
@@ -41,7 +44,7 @@
 //! `STOWAGE_S3_ACCESS_KEY`, `STOWAGE_S3_SECRET_KEY`, `STOWAGE_S3_PATH_STYLE`,
 //! `STOWAGE_TLS_CERT`, `STOWAGE_TLS_KEY`, `STOWAGE_AGENT_RATE_LIMIT`,
 //! `STOWAGE_AGENT_RATE_BURST`, `STOWAGE_ADDRESS_RATE_LIMIT`,
-//! `STOWAGE_ADDRESS_RATE_BURST`.
+//! `STOWAGE_ADDRESS_RATE_BURST`, `STOWAGE_AGENT_OFFLINE_AFTER`.
 //!
 //! With a TLS certificate chain and key (both PEM) the server serves HTTPS
 //! itself; with neither it serves plain HTTP (for loopback, or behind a
@@ -96,7 +99,21 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// Request budgets per agent credential and per client address.
     pub rate_limits: RateLimitSettings,
+    /// How agents' presence is judged.
+    pub agents: AgentSettings,
 }
+
+/// How agents' presence is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// An agent silent for longer is offline. A daemon claims at least
+    /// every 30 s and is marked seen at most once a minute, so this must be
+    /// well above a minute.
+    pub offline_after: std::time::Duration,
+}
+
+/// Default [`AgentSettings::offline_after`].
+pub const DEFAULT_OFFLINE_AFTER: std::time::Duration = std::time::Duration::from_mins(3);
 
 /// Connection settings of the database.
 #[derive(Clone)]
@@ -197,8 +214,8 @@ use crate::rate_limit::{Budget, RateLimitSettings};
 use crate::tls::TlsSettings;
 use layers::{FileSettings, Layers, S3Layers, Sourced, TlsLayers, read_file};
 use values::{
-    default_listen, parse_count, parse_database_url, parse_dir, parse_listen, parse_log,
-    redact_url_password,
+    default_listen, parse_count, parse_database_url, parse_dir, parse_duration, parse_listen,
+    parse_log, redact_url_password,
 };
 
 impl Settings {
@@ -306,6 +323,17 @@ impl Settings {
             )?,
         };
 
+        let agents_file = file.agents.unwrap_or_default();
+        let agents = AgentSettings {
+            offline_after: layers
+                .get(
+                    "STOWAGE_AGENT_OFFLINE_AFTER",
+                    "agents.offline_after",
+                    agents_file.offline_after,
+                )
+                .map_or(Ok(DEFAULT_OFFLINE_AFTER), |v| parse_duration(&v))?,
+        };
+
         Ok(Self {
             listen,
             data_dir,
@@ -314,6 +342,7 @@ impl Settings {
             log,
             tls,
             rate_limits,
+            agents,
         })
     }
 }

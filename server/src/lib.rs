@@ -35,6 +35,7 @@ pub mod configuration;
 pub mod db;
 pub mod domain;
 pub mod ingest;
+pub mod operations;
 pub mod rate_limit;
 pub mod routes;
 pub mod scheduler;

@@ -8,7 +8,8 @@
 //! nothing on a conflict, so however many instances tick at once, each
 //! slot gets exactly one job — no lock, no leader, no in-process state.
 //!
-//! The same tick fails every running job whose lease ran out (its agent
+//! The same tick enqueues due restore tests ([`rehearsals`]) and fails
+//! every running job whose lease ran out (its agent
 //! stopped reporting), naming the reason ([`job_claims::expire_leases`]).
 //!
 //! Only the newest due slot is enqueued. After downtime (of the server,
@@ -28,6 +29,8 @@ use chrono::{DateTime, Utc};
 use crate::db::{Database, DbError, job_claims, jobs};
 use crate::domain::Schedule;
 
+mod rehearsals;
+
 /// How often each instance looks for due slots: a slot's job is enqueued
 /// at most this long after the slot.
 pub const TICK: Duration = Duration::from_secs(5);
@@ -45,6 +48,8 @@ pub struct TickReport {
     pub unreadable: u32,
     /// Running jobs failed because their agent stopped renewing the lease.
     pub expired: u64,
+    /// Restore tests enqueued on their plans' cadence.
+    pub rehearsals: u32,
 }
 
 /// Fails the jobs whose lease ended before `now`, then enqueues the
@@ -78,6 +83,7 @@ pub async fn enqueue_due(db: &Database, now: DateTime<Utc>) -> Result<TickReport
             report.already_enqueued += 1;
         }
     }
+    report.rehearsals = rehearsals::enqueue_due(db, now).await?;
     Ok(report)
 }
 
@@ -116,9 +122,15 @@ pub async fn run(db: Database) {
     loop {
         interval.tick().await;
         match enqueue_due(&db, Utc::now()).await {
-            Ok(report) if report.enqueued > 0 || report.skipped > 0 || report.expired > 0 => {
+            Ok(report)
+                if report.enqueued > 0
+                    || report.skipped > 0
+                    || report.expired > 0
+                    || report.rehearsals > 0 =>
+            {
                 tracing::info!(
                     enqueued = report.enqueued,
+                    rehearsals = report.rehearsals,
                     already_enqueued = report.already_enqueued,
                     skipped = report.skipped,
                     expired = report.expired,

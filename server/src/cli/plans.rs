@@ -1,25 +1,26 @@
-//! `plan create`, `plan list`, `plan run` and `jobs`: a tenant's backup
-//! plans and their jobs from the command line.
+//! `plan create|update|delete|list|run|test`, `jobs`, `restore`, `verify`
+//! and `agents`: a tenant's plans, jobs and agents from the command line.
 //!
 //! Like the other administration commands they open the servers' database,
 //! resolve `--tenant` by name, print results on stdout (`--json` for
 //! scripts) and record changes in the audit log. Every input is checked by
 //! `domain::PlanSpec` and against the tenant's agents before anything is
-//! written, so a refused plan leaves nothing behind.
+//! written, so a refused plan leaves nothing behind. The work itself is
+//! done by [`crate::operations`], which the operator API shares.
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{anyhow, bail};
 use clap::Args;
 use serde_json::json;
-use stowage_protocol::ids::{AgentId, JobId, TenantId};
+use stowage_protocol::ids::JobId;
 
 use super::admin::{CLI_ACTOR, open, tenant_id};
 use super::table;
 use crate::configuration::Settings;
-use crate::db::audit::{self, NewAuditEntry};
 use crate::db::jobs::{self, JobSummary};
 use crate::db::plans::{self, Plan};
-use crate::db::{Database, DbError, agents};
+use crate::db::restore_tests::{self, Rehearsals};
 use crate::domain::{KeepCounts, PlanDuration, PlanInput, PlanSpec, Sources};
+use crate::operations::{self, OpError};
 
 /// `plan create` options.
 #[derive(Debug, Clone, Args)]
@@ -81,12 +82,19 @@ pub struct PlanCreateArgs {
     /// How often a restore test must run, e.g. 7d.
     #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
     pub restore_test_every: Option<String>,
+    /// Rehearse a sample of files up to this size instead of the whole
+    /// snapshot, e.g. 10G.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub restore_test_max: Option<String>,
+    /// (`plan update` only) The plan's new name.
+    #[arg(long, value_name = "NAME")]
+    pub rename: Option<String>,
 }
 
 impl PlanCreateArgs {
     fn input(&self) -> PlanInput {
         PlanInput {
-            name: self.name.clone(),
+            name: self.rename.clone().unwrap_or_else(|| self.name.clone()),
             paths: self.paths.clone(),
             command: self.command.clone(),
             stdin_name: self.stdin_name.clone(),
@@ -105,6 +113,7 @@ impl PlanCreateArgs {
             rpo: self.rpo.clone(),
             rto: self.rto.clone(),
             restore_test_every: self.restore_test_every.clone(),
+            restore_test_max: self.restore_test_max.clone(),
         }
     }
 }
@@ -116,53 +125,72 @@ impl PlanCreateArgs {
 /// The first rule the input breaks, an unknown tenant or agent, a taken
 /// name, or a database failure.
 pub async fn create(settings: &Settings, args: &PlanCreateArgs) -> anyhow::Result<String> {
-    let spec = PlanSpec::parse(&args.input(), chrono::Utc::now())?;
+    if args.rename.is_some() {
+        bail!("--rename changes an existing plan's name; it belongs to `plan update`");
+    }
+    let input = args.input();
+    PlanSpec::parse(&input, chrono::Utc::now())?;
     let db = open(settings).await?;
     let tenant = tenant_id(&db, &args.tenant).await?;
-    let agents = resolve_agents(&db, tenant, &args.tenant, &args.agents).await?;
-    let id = plans::insert(&db, tenant, &spec, &agents)
-        .await
-        .map_err(|err| match err {
-            DbError::AlreadyExists { value, .. } => anyhow!(
-                "tenant {:?} already has a plan named {value:?}",
-                args.tenant.trim()
-            ),
-            other => other.into(),
-        })?;
-    let details = json!({ "name": spec.name.as_str(), "agents": args.agents }).to_string();
-    record(&db, tenant, "plan.create", &id.to_hex(), &details).await?;
+    let plan = operations::plans::create(&db, tenant, CLI_ACTOR, &input, &args.agents).await;
     db.close().await;
-    Ok(id.to_hex())
+    Ok(plan.map_err(in_tenant(&args.tenant))?.id.to_hex())
 }
 
-/// The tenant's agents named `names`, in order, without repeats.
-async fn resolve_agents(
-    db: &Database,
-    tenant: TenantId,
+/// Replaces the definition of the plan named `--name` (every option is the
+/// plan's new value, as for `plan create`).
+///
+/// # Errors
+///
+/// As [`create`], and an unknown plan.
+pub async fn update(settings: &Settings, args: &PlanCreateArgs) -> anyhow::Result<String> {
+    let input = args.input();
+    PlanSpec::parse(&input, chrono::Utc::now())?;
+    let db = open(settings).await?;
+    let tenant = tenant_id(&db, &args.tenant).await?;
+    let plan =
+        operations::plans::update(&db, tenant, CLI_ACTOR, &args.name, &input, &args.agents).await;
+    db.close().await;
+    Ok(plan.map_err(in_tenant(&args.tenant))?.id.to_hex())
+}
+
+/// Deletes a plan (its queued jobs are cancelled, its history kept).
+///
+/// # Errors
+///
+/// An unknown tenant or plan, a running job of the plan, or a database failure.
+pub async fn delete(settings: &Settings, tenant_name: &str, plan_name: &str) -> anyhow::Result<()> {
+    let db = open(settings).await?;
+    let tenant = tenant_id(&db, tenant_name).await?;
+    let done = operations::plans::delete(&db, tenant, CLI_ACTOR, plan_name).await;
+    db.close().await;
+    done.map_err(in_tenant(tenant_name))
+}
+
+/// Enqueues a restore test of the plan on each of its agents that has a
+/// snapshot of it; returns the job ids.
+///
+/// # Errors
+///
+/// An unknown tenant or plan, no snapshot to rehearse, or a database failure.
+pub async fn test(
+    settings: &Settings,
     tenant_name: &str,
-    names: &[String],
-) -> anyhow::Result<Vec<AgentId>> {
-    let known = agents::list(db, tenant).await?;
-    let mut ids = Vec::new();
-    for name in names {
-        let name = name.trim();
-        let agent = known.iter().find(|agent| agent.name == name).ok_or_else(|| {
-            anyhow!(
-                "tenant {:?} has no agent named {name:?} (agents are named at `stowage enroll --name`)",
-                tenant_name.trim()
-            )
-        })?;
-        if agent.revoked_at.is_some() {
-            bail!(
-                "agent {name:?} of tenant {:?} is revoked",
-                tenant_name.trim()
-            );
-        }
-        if !ids.contains(&agent.id) {
-            ids.push(agent.id);
-        }
+    plan_name: &str,
+) -> anyhow::Result<Vec<JobId>> {
+    let db = open(settings).await?;
+    let tenant = tenant_id(&db, tenant_name).await?;
+    let ids = operations::plans::restore_test_now(&db, tenant, CLI_ACTOR, plan_name).await;
+    db.close().await;
+    ids.map_err(in_tenant(tenant_name))
+}
+
+/// Prefixes an operation's refusal with the tenant it happened in.
+pub(super) fn in_tenant(tenant_name: &str) -> impl FnOnce(OpError) -> anyhow::Error + '_ {
+    move |error| match error {
+        OpError::Db(db) => db.into(),
+        refused => anyhow!("tenant {:?}: {refused}", tenant_name.trim()),
     }
-    Ok(ids)
 }
 
 /// Prints the tenant's plans.
@@ -174,14 +202,27 @@ pub async fn list(settings: &Settings, tenant_name: &str, as_json: bool) -> anyh
     let db = open(settings).await?;
     let tenant = tenant_id(&db, tenant_name).await?;
     let plans = plans::list(&db, tenant).await?;
+    let mut rehearsals = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        rehearsals.push(restore_tests::for_plan(&db, tenant, plan.id).await?);
+    }
     db.close().await;
     if as_json {
-        let array: Vec<_> = plans.iter().map(plan_json).collect();
+        let array: Vec<_> = plans
+            .iter()
+            .zip(&rehearsals)
+            .map(|(plan, tests)| {
+                let mut value = plan_json(plan);
+                value["restore_tests"] = rehearsals_json(plan, tests);
+                value
+            })
+            .collect();
         return Ok(format!("{}\n", serde_json::Value::from(array)));
     }
     let rows: Vec<Vec<String>> = plans
         .iter()
-        .map(|plan| {
+        .zip(&rehearsals)
+        .map(|(plan, tests)| {
             vec![
                 plan.name.clone(),
                 plan.schedule.clone(),
@@ -192,13 +233,74 @@ pub async fn list(settings: &Settings, tenant_name: &str, as_json: bool) -> anyh
                     Sources::Command { stdin_name, .. } => format!("command > {stdin_name}"),
                 },
                 plan.rpo.map(|d| d.to_string()).unwrap_or_default(),
+                last_test(tests),
+                rto_status(plan, tests).unwrap_or_default().to_owned(),
             ]
         })
         .collect();
     Ok(table::render(
-        &["NAME", "SCHEDULE", "TIMEZONE", "AGENTS", "SOURCES", "RPO"],
+        &[
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "AGENTS",
+            "SOURCES",
+            "RPO",
+            "LAST RESTORE TEST",
+            "RTO",
+        ],
         &rows,
     ))
+}
+
+/// "ok 2026-11-27 04:00 (restore 12.3s)" or "failed …", for the table.
+fn last_test(tests: &Rehearsals) -> String {
+    let Some(last) = &tests.last else {
+        return "never".to_owned();
+    };
+    let when = last.finished_at.format("%Y-%m-%d %H:%M");
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = last.restore_ms as f64 / 1000.0;
+    if last.succeeded {
+        format!("ok {when} (restore {seconds:.1}s)")
+    } else {
+        format!("failed {when}")
+    }
+}
+
+/// Whether the last good rehearsal restored within the plan's RTO:
+/// "met", "missed", "untested", or `None` without an RTO.
+fn rto_status(plan: &Plan, tests: &Rehearsals) -> Option<&'static str> {
+    let rto = plan.rto?;
+    Some(match &tests.last_good {
+        None => "untested",
+        Some(good) if good.restore_ms <= rto.as_secs().saturating_mul(1000) => "met",
+        Some(_) => "missed",
+    })
+}
+
+fn rehearsals_json(plan: &Plan, tests: &Rehearsals) -> serde_json::Value {
+    let one = |test: &Option<restore_tests::Recorded>| {
+        test.as_ref().map(|t| {
+            json!({
+                "snapshot": t.snapshot.to_hex(),
+                "succeeded": t.succeeded,
+                "error": t.error,
+                "files": t.files,
+                "bytes": t.bytes,
+                "restore_ms": t.restore_ms,
+                "check_ms": t.check_ms,
+                "bytes_per_second": t.bytes_per_second(),
+                "sampled": t.sampled,
+                "finished_at": t.finished_at.to_rfc3339(),
+            })
+        })
+    };
+    json!({
+        "last": one(&tests.last),
+        "last_good": one(&tests.last_good),
+        "rto": rto_status(plan, tests),
+    })
 }
 
 fn plan_json(plan: &Plan) -> serde_json::Value {
@@ -220,6 +322,7 @@ fn plan_json(plan: &Plan) -> serde_json::Value {
         "rpo_seconds": secs(plan.rpo),
         "rto_seconds": secs(plan.rto),
         "restore_test_every_seconds": secs(plan.restore_test_every),
+        "restore_test_max_bytes": plan.restore_test_max.map(crate::domain::ByteSize::bytes),
         "created_at": plan.created_at.to_rfc3339(),
         "updated_at": plan.updated_at.to_rfc3339(),
     })
@@ -237,24 +340,9 @@ pub async fn run(
 ) -> anyhow::Result<Vec<JobId>> {
     let db = open(settings).await?;
     let tenant = tenant_id(&db, tenant_name).await?;
-    let plan = plans::get_by_name(&db, tenant, plan_name.trim())
-        .await
-        .map_err(|err| match err {
-            DbError::NotFound { .. } => anyhow!(
-                "tenant {:?} has no plan named {:?}",
-                tenant_name.trim(),
-                plan_name.trim()
-            ),
-            other => other.into(),
-        })?;
-    let ids = jobs::enqueue_run_now(&db, tenant, plan.id)
-        .await
-        .context("Failed to enqueue the plan's jobs")?;
-    let job_ids: Vec<String> = ids.iter().map(JobId::to_hex).collect();
-    let details = json!({ "plan": plan.name, "jobs": job_ids }).to_string();
-    record(&db, tenant, "plan.run", &plan.id.to_hex(), &details).await?;
+    let ids = operations::plans::run_now(&db, tenant, CLI_ACTOR, plan_name).await;
     db.close().await;
-    Ok(ids)
+    ids.map_err(in_tenant(tenant_name))
 }
 
 /// Prints the tenant's most recent jobs, newest first.
@@ -292,12 +380,16 @@ pub async fn list_jobs(
                 time(Some(job.created_at)),
                 time(job.finished_at),
                 job.bytes.map(|b| b.to_string()).unwrap_or_default(),
+                match (job.state.as_str(), job.bytes_per_second) {
+                    ("running", Some(rate)) => format!("{} KiB/s", rate / 1024),
+                    _ => String::new(),
+                },
             ]
         })
         .collect();
     Ok(table::render(
         &[
-            "ID", "PLAN", "AGENT", "KIND", "STATE", "CREATED", "FINISHED", "BYTES",
+            "ID", "PLAN", "AGENT", "KIND", "STATE", "CREATED", "FINISHED", "BYTES", "RATE",
         ],
         &rows,
     ))
@@ -318,27 +410,8 @@ fn job_json(job: &JobSummary) -> serde_json::Value {
         "finished_at": time(job.finished_at),
         "bytes": job.bytes,
         "files": job.files,
+        "bytes_per_second": job.bytes_per_second,
+        "progress_at": time(job.progress_at),
         "error": job.error,
     })
-}
-
-async fn record(
-    db: &Database,
-    tenant: TenantId,
-    action: &str,
-    object: &str,
-    details: &str,
-) -> anyhow::Result<()> {
-    audit::record(
-        db,
-        Some(tenant),
-        NewAuditEntry {
-            actor: CLI_ACTOR,
-            action,
-            object,
-            details,
-        },
-    )
-    .await?;
-    Ok(())
 }

@@ -24,6 +24,13 @@ pub(super) struct FileSettings {
     pub(super) tls_key: Option<String>,
     pub(super) s3: Option<FileS3Settings>,
     pub(super) rate_limits: Option<FileRateLimits>,
+    pub(super) agents: Option<FileAgents>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileAgents {
+    pub(super) offline_after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,9 +17,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
+use stowage_protocol::api::RestoreTestReport;
 use stowage_protocol::ids::{AgentId, JobId, PlanId, TenantId};
 
-use super::{Backend, Database, DbError, from_millis, now_millis, parse_id, query_error};
+use super::{
+    Backend, Database, DbError, duration_millis, from_millis, now_millis, parse_id, query_error,
+    restore_tests, to_i64,
+};
 
 /// Longest stored job log; a longer one keeps its end, where failures are.
 pub const MAX_LOG_BYTES: usize = 64 * 1024;
@@ -51,6 +55,8 @@ pub struct Progress {
     pub bytes: u64,
     /// Files done.
     pub files: u64,
+    /// The agent's recent rate, bytes a second.
+    pub bytes_per_second: u64,
 }
 
 /// How a job ended.
@@ -89,7 +95,7 @@ pub async fn claim_next(
     .bind(tenant.to_hex())
     .bind(agent.to_hex())
     .bind(now)
-    .bind(now + millis(lease))
+    .bind(now + duration_millis(lease))
     .fetch_optional(db.pool())
     .await
     .map_err(query_error("claim a job"))?;
@@ -126,9 +132,11 @@ pub async fn renew(
     lease: Duration,
     progress: Progress,
 ) -> Result<DateTime<Utc>, DbError> {
-    let expires = now_millis() + millis(lease);
+    let now = now_millis();
+    let expires = now + duration_millis(lease);
     let done = sqlx::query(
-        "UPDATE jobs SET lease_expires_at = $4, bytes = $5, files = $6 \
+        "UPDATE jobs SET lease_expires_at = $4, bytes = $5, files = $6, bytes_per_second = $7, \
+         progress_at = $8 \
          WHERE tenant_id = $1 AND agent_id = $2 AND id = $3 AND state = 'running'",
     )
     .bind(tenant.to_hex())
@@ -137,6 +145,8 @@ pub async fn renew(
     .bind(expires)
     .bind(to_i64(progress.bytes))
     .bind(to_i64(progress.files))
+    .bind(to_i64(progress.bytes_per_second))
+    .bind(now)
     .execute(db.pool())
     .await
     .map_err(query_error("renew a job's lease"))?;
@@ -146,8 +156,21 @@ pub async fn renew(
     from_millis("jobs.lease_expires_at", expires)
 }
 
-/// Ends running job `job` with `outcome`, its final `progress` and the end of
-/// its `log` (at most [`MAX_LOG_BYTES`]).
+/// How a job ended, as its agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending<'a> {
+    /// Succeeded, or failed and why.
+    pub outcome: Outcome,
+    /// The final counts.
+    pub progress: Progress,
+    /// The job's log; only its last [`MAX_LOG_BYTES`] are kept.
+    pub log: &'a str,
+    /// What a restore test measured (recorded only for a restore-test job).
+    pub restore_test: Option<RestoreTestReport>,
+}
+
+/// Ends running job `job` with `ending`; a restore test's measurements are
+/// recorded for its plan in the same transaction.
 ///
 /// # Errors
 ///
@@ -157,33 +180,49 @@ pub async fn finish(
     tenant: TenantId,
     agent: AgentId,
     job: JobId,
-    outcome: &Outcome,
-    progress: Progress,
-    log: &str,
+    ending: &Ending<'_>,
 ) -> Result<(), DbError> {
-    let (state, error) = match outcome {
+    let (state, error) = match &ending.outcome {
         Outcome::Succeeded => ("succeeded", None),
         Outcome::Failed(why) => ("failed", Some(why.as_str())),
     };
-    let done = sqlx::query(
+    let now = now_millis();
+    let mut tx = db.begin().await?;
+    let row = sqlx::query(
         "UPDATE jobs SET state = $4, finished_at = $5, error = $6, log = $7, bytes = $8, files = $9 \
-         WHERE tenant_id = $1 AND agent_id = $2 AND id = $3 AND state = 'running'",
+         WHERE tenant_id = $1 AND agent_id = $2 AND id = $3 AND state = 'running' \
+         RETURNING kind, plan_id",
     )
     .bind(tenant.to_hex())
     .bind(agent.to_hex())
     .bind(job.to_hex())
     .bind(state)
-    .bind(now_millis())
+    .bind(now)
     .bind(error)
-    .bind(log_tail(log))
-    .bind(to_i64(progress.bytes))
-    .bind(to_i64(progress.files))
-    .execute(db.pool())
+    .bind(log_tail(ending.log))
+    .bind(to_i64(ending.progress.bytes))
+    .bind(to_i64(ending.progress.files))
+    .fetch_optional(&mut *tx)
     .await
-    .map_err(query_error("finish a job"))?;
-    if done.rows_affected() == 0 {
-        return Err(not_running(job));
+    .map_err(query_error("finish a job"))?
+    .ok_or_else(|| not_running(job))?;
+    let read = query_error("decode a finished job");
+    let kind: String = row.try_get("kind").map_err(read)?;
+    let plan: Option<String> = row.try_get("plan_id").map_err(read)?;
+    if let (Some(report), "restore_test", Some(plan)) = (&ending.restore_test, kind.as_str(), plan)
+    {
+        let result = restore_tests::Result {
+            job,
+            plan: parse_id("jobs.plan_id", &plan)?,
+            agent,
+            report: *report,
+            error: error.map(str::to_owned),
+        };
+        restore_tests::record(&mut tx, tenant, &result, now).await?;
     }
+    tx.commit()
+        .await
+        .map_err(query_error("commit a finished job"))?;
     Ok(())
 }
 
@@ -224,14 +263,6 @@ fn not_running(job: JobId) -> DbError {
         what: "running job",
         key: job.to_hex(),
     }
-}
-
-fn millis(lease: Duration) -> i64 {
-    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4)
-}
-
-fn to_i64(count: u64) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -45,6 +45,13 @@ const SQLITE: &[Embedded] = &[
         "job_leases",
         include_str!("../../../migrations/sqlite/20261202000000_job_leases.sql"),
     ),
+    (
+        20_261_203_000_000,
+        "job_progress_presence_restore_tests",
+        include_str!(
+            "../../../migrations/sqlite/20261203000000_job_progress_presence_restore_tests.sql"
+        ),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -73,6 +80,13 @@ const POSTGRES: &[Embedded] = &[
         20_261_202_000_000,
         "job_leases",
         include_str!("../../../migrations/postgres/20261202000000_job_leases.sql"),
+    ),
+    (
+        20_261_203_000_000,
+        "job_progress_presence_restore_tests",
+        include_str!(
+            "../../../migrations/postgres/20261203000000_job_progress_presence_restore_tests.sql"
+        ),
     ),
 ];
 

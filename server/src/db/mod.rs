@@ -20,6 +20,7 @@
 //!
 //! Every function that touches tenant data takes the tenant as a parameter.
 
+pub mod agent_presence;
 pub mod agents;
 pub mod audit;
 pub mod complete_trees;
@@ -29,6 +30,7 @@ pub mod jobs;
 pub mod migrations;
 pub mod packs;
 pub mod plans;
+pub mod restore_tests;
 pub mod snapshots;
 pub mod tenant_keys;
 pub mod tenants;
@@ -262,6 +264,17 @@ pub fn new_row_id() -> String {
 /// Now, as stored: milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
     Utc::now().timestamp_millis()
+}
+
+/// A duration as stored milliseconds; absurdly long ones are capped far
+/// below `i64::MAX` so that adding one to a time cannot overflow.
+pub fn duration_millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// A count or size as stored; values beyond `i64::MAX` do not occur.
+pub fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// A stored time back as a `DateTime`.

@@ -18,7 +18,7 @@ use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 
 use super::{
     Database, DbError, MAX_BOUND_IDS, from_millis, id_from_bytes, now_millis, placeholders,
-    query_error, select_ids_for, tenant_ids_query, upload_sessions,
+    query_error, select_ids_for, tenant_ids_query, to_i64, upload_sessions,
 };
 
 /// A stored pack.
@@ -375,11 +375,6 @@ fn decode_location(row: &AnyRow) -> Result<BlobLocation, DbError> {
         offset: u32::try_from(offset).map_err(|_| corrupt("blobs.offset", offset))?,
         length: u32::try_from(length).map_err(|_| corrupt("blobs.length", length))?,
     })
-}
-
-/// A size as stored; sizes beyond `i64::MAX` bytes do not occur.
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 fn to_u64(what: &'static str, value: i64) -> Result<u64, DbError> {

@@ -14,13 +14,15 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use stowage_protocol::ids::{AgentId, PlanId, TenantId};
 
-use super::{Database, DbError, from_millis, insert_error, now_millis, parse_id, query_error};
-use crate::domain::{PlanDuration, PlanSpec, RetentionPolicy, Sources};
+use super::{
+    Database, DbError, from_millis, insert_error, now_millis, parse_id, query_error, to_i64,
+};
+use crate::domain::{ByteSize, PlanDuration, PlanSpec, RetentionPolicy, Sources};
 
 /// Columns read by [`decode`].
 const COLUMNS: &str = "id, name, sources, excludes, schedule, timezone, keep_last, keep_hourly, \
      keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within_seconds, rpo_seconds, \
-     rto_seconds, restore_test_every_seconds, created_at, updated_at";
+     rto_seconds, restore_test_every_seconds, restore_test_max_bytes, created_at, updated_at";
 
 /// A stored plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct Plan {
     pub rto: Option<PlanDuration>,
     /// Restore-test cadence.
     pub restore_test_every: Option<PlanDuration>,
+    /// Restore-test size cap.
+    pub restore_test_max: Option<ByteSize>,
     /// Names of the agents that run it, sorted.
     pub agents: Vec<String>,
     /// When it was created.
@@ -68,25 +72,155 @@ pub async fn insert(
     agents: &[AgentId],
 ) -> Result<PlanId, DbError> {
     let id = PlanId::random();
-    let now = now_millis();
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "INSERT INTO plans (id, tenant_id, name, sources, excludes, schedule, timezone, \
+         created_at, updated_at) VALUES ($1, $2, $3, '[]', '[]', '', '', $4, $4)",
+    )
+    .bind(id.to_hex())
+    .bind(tenant.to_hex())
+    .bind(spec.name.as_str())
+    .bind(now_millis())
+    .execute(&mut *tx)
+    .await
+    .map_err(insert_error("insert plan", "plan", spec.name.as_str()))?;
+    write_definition(&mut tx, tenant, id, spec, agents).await?;
+    tx.commit().await.map_err(query_error("commit plan"))?;
+    Ok(id)
+}
+
+/// Replaces the whole definition of plan `id` of `tenant` (name, sources,
+/// schedule, retention, objectives, agents) with `spec` and `agents`, in
+/// one transaction. Jobs already queued keep their kind and slot; a queued
+/// backup reads the new sources when it is claimed.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] when `tenant` has no such plan;
+/// [`DbError::AlreadyExists`] when the new name is another plan's.
+pub async fn update(
+    db: &Database,
+    tenant: TenantId,
+    id: PlanId,
+    spec: &PlanSpec,
+    agents: &[AgentId],
+) -> Result<(), DbError> {
+    let mut tx = db.begin().await?;
+    let renamed = sqlx::query("UPDATE plans SET name = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.to_hex())
+        .bind(id.to_hex())
+        .bind(spec.name.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(insert_error("rename plan", "plan", spec.name.as_str()))?;
+    if renamed.rows_affected() == 0 {
+        return Err(DbError::NotFound {
+            what: "plan",
+            key: id.to_hex(),
+        });
+    }
+    write_definition(&mut tx, tenant, id, spec, agents).await?;
+    tx.commit()
+        .await
+        .map_err(query_error("commit plan update"))?;
+    Ok(())
+}
+
+/// Why a plan cannot be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// A job of the plan is running on an agent.
+    #[error("plan {name:?} has {running} running job(s); wait for them to end, then delete it")]
+    Running {
+        /// The plan.
+        name: String,
+        /// How many.
+        running: i64,
+    },
+    /// The database failed (or there is no such plan).
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Deletes plan `id` of `tenant`: its queued jobs are cancelled (deleted),
+/// its finished jobs stay in the history without a plan, its restore-test
+/// results and agent links go with it. Snapshots it made stay (they are
+/// data, not configuration). Refused while one of its jobs runs.
+///
+/// # Errors
+///
+/// [`DeleteError::Running`] while a job of the plan runs;
+/// [`DbError::NotFound`] when `tenant` has no such plan.
+pub async fn delete(db: &Database, tenant: TenantId, plan: &Plan) -> Result<(), DeleteError> {
+    let mut tx = db.begin().await?;
+    let (t, p) = (tenant.to_hex(), plan.id.to_hex());
+    let running: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE tenant_id = $1 AND plan_id = $2 AND state = 'running'",
+    )
+    .bind(&t)
+    .bind(&p)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(query_error("count a plan's running jobs"))?;
+    if running > 0 {
+        return Err(DeleteError::Running {
+            name: plan.name.clone(),
+            running,
+        });
+    }
+    for (sql, action) in [
+        (
+            "DELETE FROM jobs WHERE tenant_id = $1 AND plan_id = $2 AND state = 'queued'",
+            "cancel a plan's queued jobs",
+        ),
+        (
+            "UPDATE jobs SET plan_id = NULL WHERE tenant_id = $1 AND plan_id = $2",
+            "detach a plan's job history",
+        ),
+        (
+            "DELETE FROM plans WHERE tenant_id = $1 AND id = $2",
+            "delete plan",
+        ),
+    ] {
+        sqlx::query(sql)
+            .bind(&t)
+            .bind(&p)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error(action))?;
+    }
+    tx.commit()
+        .await
+        .map_err(query_error("commit plan deletion"))?;
+    Ok(())
+}
+
+/// Writes every field of `spec` but the name, and replaces the agent set.
+async fn write_definition(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tenant: TenantId,
+    id: PlanId,
+    spec: &PlanSpec,
+    agents: &[AgentId],
+) -> Result<(), DbError> {
     let json = |value: serde_json::Value| value.to_string();
     let count = |value: Option<u32>| value.map(i64::from);
     let secs = |value: Option<PlanDuration>| {
         value.map(|d| i64::try_from(d.as_secs()).expect("at most ten years"))
     };
     let retention = &spec.retention;
-    let mut tx = db.begin().await?;
     sqlx::query(
-        "INSERT INTO plans (id, tenant_id, name, sources, excludes, schedule, timezone, \
-         keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, \
-         keep_within_seconds, rpo_seconds, rto_seconds, restore_test_every_seconds, \
-         created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+        "UPDATE plans SET sources = $3, excludes = $4, schedule = $5, timezone = $6, \
+         keep_last = $7, keep_hourly = $8, keep_daily = $9, keep_weekly = $10, \
+         keep_monthly = $11, keep_yearly = $12, keep_within_seconds = $13, rpo_seconds = $14, \
+         rto_seconds = $15, restore_test_every_seconds = $16, restore_test_max_bytes = $17, \
+         updated_at = $18 WHERE tenant_id = $1 AND id = $2",
     )
-    .bind(id.to_hex())
     .bind(tenant.to_hex())
-    .bind(spec.name.as_str())
-    .bind(json(serde_json::to_value(&spec.sources).expect("sources serialise")))
+    .bind(id.to_hex())
+    .bind(json(
+        serde_json::to_value(&spec.sources).expect("sources serialise"),
+    ))
     .bind(json(serde_json::Value::from(spec.excludes.clone())))
     .bind(spec.schedule.cron())
     .bind(spec.schedule.zone())
@@ -100,21 +234,27 @@ pub async fn insert(
     .bind(secs(spec.rpo))
     .bind(secs(spec.rto))
     .bind(secs(spec.restore_test_every))
-    .bind(now)
-    .execute(&mut *tx)
+    .bind(spec.restore_test_max.map(|size| to_i64(size.bytes())))
+    .bind(now_millis())
+    .execute(&mut **tx)
     .await
-    .map_err(insert_error("insert plan", "plan", spec.name.as_str()))?;
+    .map_err(query_error("write plan"))?;
+    sqlx::query("DELETE FROM plan_agents WHERE tenant_id = $1 AND plan_id = $2")
+        .bind(tenant.to_hex())
+        .bind(id.to_hex())
+        .execute(&mut **tx)
+        .await
+        .map_err(query_error("unlink plan agents"))?;
     for agent in agents {
         sqlx::query("INSERT INTO plan_agents (tenant_id, plan_id, agent_id) VALUES ($1, $2, $3)")
             .bind(tenant.to_hex())
             .bind(id.to_hex())
             .bind(agent.to_hex())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(query_error("link plan to agent"))?;
     }
-    tx.commit().await.map_err(query_error("commit plan"))?;
-    Ok(id)
+    Ok(())
 }
 
 /// Every plan of `tenant`, by name, each with its agents' names.
@@ -264,6 +404,10 @@ fn decode(row: &AnyRow) -> Result<Plan, DbError> {
         rpo: duration("plans.rpo_seconds")?,
         rto: duration("plans.rto_seconds")?,
         restore_test_every: duration("plans.restore_test_every_seconds")?,
+        restore_test_max: number("plans.restore_test_max_bytes")?
+            .map(|n| u64::try_from(n).map_err(|err| corrupt("plans.restore_test_max_bytes", &err)))
+            .transpose()?
+            .map(ByteSize::from_bytes),
         agents: Vec::new(),
         created_at: from_millis("plans.created_at", row.try_get("created_at").map_err(read)?)?,
         updated_at: from_millis("plans.updated_at", row.try_get("updated_at").map_err(read)?)?,

@@ -214,6 +214,33 @@ pub async fn list_page(
         .collect()
 }
 
+/// The newest snapshot that agent `agent` of `tenant` committed for plan
+/// `plan`, if any.
+///
+/// # Errors
+///
+/// Fails when the query fails.
+pub async fn newest_of_plan_agent(
+    db: &Database,
+    tenant: TenantId,
+    plan: PlanId,
+    agent: AgentId,
+) -> Result<Option<StoredSnapshot>, DbError> {
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM snapshots WHERE tenant_id = $1 AND plan_id = $2 AND agent_id = $3 \
+         ORDER BY committed_at DESC, id DESC LIMIT 1"
+    )))
+    .bind(tenant.to_hex())
+    .bind(plan.to_hex())
+    .bind(agent.to_hex())
+    .fetch_optional(db.pool())
+    .await
+    .map_err(query_error("read a plan's newest snapshot"))?
+    .as_ref()
+    .map(decode)
+    .transpose()
+}
+
 fn decode(row: &AnyRow) -> Result<StoredSnapshot, DbError> {
     let read = query_error("decode snapshot row");
     let text = |column: &str| row.try_get::<String, _>(column).map_err(read);

@@ -14,7 +14,8 @@ use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use stowage_protocol::ids::{AgentId, BlobId, PackId, TenantId, UploadSessionId};
 
 use super::{
-    Database, DbError, MAX_BOUND_IDS, from_millis, now_millis, parse_id, placeholders, query_error,
+    Database, DbError, MAX_BOUND_IDS, duration_millis, from_millis, now_millis, parse_id,
+    placeholders, query_error,
 };
 
 /// Columns read by [`decode`].
@@ -51,7 +52,10 @@ pub async fn open(
         id: UploadSessionId::random(),
         agent_id: agent,
         created_at: from_millis("upload_sessions.created_at", now)?,
-        lease_expires_at: from_millis("upload_sessions.lease_expires_at", now + millis(lease))?,
+        lease_expires_at: from_millis(
+            "upload_sessions.lease_expires_at",
+            now + duration_millis(lease),
+        )?,
         committed_at: None,
     };
     sqlx::query(
@@ -105,7 +109,7 @@ pub async fn extend_lease(
     lease: Duration,
 ) -> Result<DateTime<Utc>, DbError> {
     let now = now_millis();
-    let until = now + millis(lease);
+    let until = now + duration_millis(lease);
     let done = sqlx::query(
         "UPDATE upload_sessions SET lease_expires_at = $3 \
          WHERE tenant_id = $1 AND id = $2 AND committed_at IS NULL AND lease_expires_at > $4",
@@ -339,10 +343,6 @@ fn not_found(id: UploadSessionId) -> DbError {
         what: "upload session",
         key: id.to_hex(),
     }
-}
-
-fn millis(lease: Duration) -> i64 {
-    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
 fn decode(row: &AnyRow) -> Result<UploadSession, DbError> {

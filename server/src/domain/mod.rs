@@ -1,5 +1,6 @@
 //! Validated domain values: parse once at the edge, then trust the type.
 
+mod byte_size;
 mod plan_duration;
 mod plan_name;
 mod plan_spec;
@@ -9,6 +10,7 @@ mod schedule;
 mod tenant_name;
 mod typed_name;
 
+pub use byte_size::{ByteSize, ByteSizeError};
 pub use plan_duration::{PlanDuration, PlanDurationError, format_seconds, number_and_unit};
 pub use plan_name::{PlanName, PlanNameError};
 pub use plan_spec::{PlanInput, PlanSpec, PlanSpecError, Sources};

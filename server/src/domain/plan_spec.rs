@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::byte_size::{ByteSize, ByteSizeError};
 use super::plan_duration::{PlanDuration, PlanDurationError, format_seconds};
 use super::plan_name::{PlanName, PlanNameError};
 use super::retention::{KeepCounts, RetentionError, RetentionPolicy};
@@ -56,6 +57,8 @@ pub struct PlanInput {
     pub rto: Option<String>,
     /// `--restore-test-every`.
     pub restore_test_every: Option<String>,
+    /// `--restore-test-max`.
+    pub restore_test_max: Option<String>,
 }
 
 /// A checked plan.
@@ -78,6 +81,9 @@ pub struct PlanSpec {
     pub rto: Option<PlanDuration>,
     /// How often a restore test must run.
     pub restore_test_every: Option<PlanDuration>,
+    /// A restore test's size cap: a sample of files up to this size
+    /// instead of the whole snapshot.
+    pub restore_test_max: Option<ByteSize>,
 }
 
 /// Why a plan is refused.
@@ -124,6 +130,9 @@ pub enum PlanSpecError {
     /// Bad keep count.
     #[error(transparent)]
     Retention(#[from] RetentionError),
+    /// Bad restore-test size cap.
+    #[error("--restore-test-max: {0}")]
+    RestoreTestMax(#[from] ByteSizeError),
     /// The schedule leaves longer gaps than the RPO allows.
     #[error(
         "the schedule {schedule} leaves {gap} between backups ({between}), longer than the RPO of {rpo}; run it more often or raise --rpo"
@@ -170,6 +179,11 @@ impl PlanSpec {
         let rto = duration("--rto", input.rto.as_deref())?;
         let restore_test_every =
             duration("--restore-test-every", input.restore_test_every.as_deref())?;
+        let restore_test_max = input
+            .restore_test_max
+            .as_deref()
+            .map(ByteSize::parse)
+            .transpose()?;
         // Without an RPO, any wait will do; a limit beyond the horizon still
         // finds a schedule that never runs.
         let limit = rpo.map_or(u64::MAX, PlanDuration::as_secs);
@@ -190,6 +204,7 @@ impl PlanSpec {
             rpo,
             rto,
             restore_test_every,
+            restore_test_max,
         })
     }
 }

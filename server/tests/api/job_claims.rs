@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use stowage_protocol::ids::{AgentId, PlanId, TenantId};
 use stowage_server::db::agents::{self, NewAgent};
-use stowage_server::db::job_claims::{self, LEASE_EXPIRED, Outcome, Progress};
+use stowage_server::db::job_claims::{self, Ending, LEASE_EXPIRED, Outcome, Progress};
 use stowage_server::db::{Database, DbError, jobs, plans, tenants};
 use stowage_server::domain::{PlanInput, PlanSpec, TenantName};
 
@@ -72,29 +72,19 @@ async fn a_job_is_claimed_once_and_only_its_agent_renews_and_finishes_it(app: &T
     let progress = Progress {
         bytes: 4096,
         files: 3,
+        bytes_per_second: 1024,
     };
-    let by_other = job_claims::renew(db, tenant, web2, claimed.id, LEASE, progress).await;
-    let renewed = job_claims::renew(db, tenant, web1, claimed.id, LEASE, progress).await;
-    let finished = job_claims::finish(
-        db,
-        tenant,
-        web1,
-        claimed.id,
-        &Outcome::Succeeded,
+    let renew_as = |agent| job_claims::renew(db, tenant, agent, claimed.id, LEASE, progress);
+    let by_other = renew_as(web2).await;
+    let renewed = renew_as(web1).await;
+    let ending = Ending {
+        outcome: Outcome::Succeeded,
         progress,
-        "done",
-    )
-    .await;
-    let finished_twice = job_claims::finish(
-        db,
-        tenant,
-        web1,
-        claimed.id,
-        &Outcome::Succeeded,
-        progress,
-        "",
-    )
-    .await;
+        log: "done",
+        restore_test: None,
+    };
+    let finished = job_claims::finish(db, tenant, web1, claimed.id, &ending).await;
+    let finished_twice = job_claims::finish(db, tenant, web1, claimed.id, &ending).await;
 
     // Assert
     assert_eq!(

@@ -43,6 +43,7 @@ mod health;
 mod helpers;
 mod ingest;
 mod job_claims;
+mod job_kinds;
 mod pack_upload;
 mod plans;
 mod rate_limits;

@@ -207,7 +207,7 @@ async fn each_invalid_input_is_refused_with_its_message_and_creates_nothing() {
         (&["--schedule", "0 9 * * 1-5"], "longer than the RPO of 24h"),
         (
             &["--agent", "db-9"],
-            "tenant \"Acme\" has no agent named \"db-9\"",
+            "tenant \"Acme\": there is no agent named \"db-9\"",
         ),
         (&["--path"], "give --path"),
         (
@@ -242,7 +242,7 @@ async fn a_duplicate_plan_name_in_the_tenant_is_refused() {
     refused(
         CREATE,
         &[],
-        "tenant \"Acme\" already has a plan named \"nightly\"",
+        "tenant \"Acme\": there is already a plan named \"nightly\"",
     )
     .await;
 }
@@ -290,7 +290,7 @@ fn running_an_unknown_plan_names_it() {
 
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("tenant \"Acme\" has no plan named \"weekly\""),
+        text(&output.stderr).contains("tenant \"Acme\": there is no plan named \"weekly\""),
         "{}",
         text(&output.stderr)
     );

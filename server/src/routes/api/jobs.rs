@@ -19,8 +19,8 @@ use stowage_protocol::ids::JobId;
 
 use super::Failure;
 use crate::auth::agent::AuthenticatedAgent;
-use crate::db::job_claims::{self, Outcome, Progress};
-use crate::db::{Database, DbError};
+use crate::db::job_claims::{self, Ending, Outcome, Progress};
+use crate::db::{Database, DbError, agent_presence};
 
 mod work;
 
@@ -47,6 +47,11 @@ pub async fn claim(
             "a claim may wait at most {MAX_CLAIM_WAIT_SECONDS} seconds, not {wait}"
         )));
     }
+    if let Some(facts) = &body.facts {
+        agent_presence::record_facts(&db, who.tenant, who.agent, facts)
+            .await
+            .context("unable to record the agent's facts")?;
+    }
     let deadline = Instant::now() + Duration::from_secs(u64::from(wait));
     loop {
         let claimed = job_claims::claim_next(&db, who.tenant, who.agent, JOB_LEASE)
@@ -64,18 +69,15 @@ pub async fn claim(
                 }
                 Err(work::Unrunnable(why)) => {
                     tracing::warn!(job.id = %job.id, %why, "a claimed job cannot run; it failed");
-                    let failed = Outcome::Failed(why);
-                    job_claims::finish(
-                        &db,
-                        who.tenant,
-                        who.agent,
-                        job.id,
-                        &failed,
-                        Progress::default(),
-                        "",
-                    )
-                    .await
-                    .context("unable to fail a job that cannot run")?;
+                    let ending = Ending {
+                        outcome: Outcome::Failed(why),
+                        progress: Progress::default(),
+                        log: "",
+                        restore_test: None,
+                    };
+                    job_claims::finish(&db, who.tenant, who.agent, job.id, &ending)
+                        .await
+                        .context("unable to fail a job that cannot run")?;
                     continue;
                 }
             }
@@ -104,6 +106,7 @@ pub async fn progress(
     let progress = Progress {
         bytes: body.bytes,
         files: body.files,
+        bytes_per_second: body.bytes_per_second,
     };
     match job_claims::renew(&db, who.tenant, who.agent, job, JOB_LEASE, progress).await {
         Ok(lease_expires_at) => Ok(HttpResponse::Ok().json(JobLease { lease_expires_at })),
@@ -127,19 +130,20 @@ pub async fn finish(
 ) -> Result<HttpResponse, Failure> {
     let job = job_id(&path)?;
     let body = body.into_inner();
-    let outcome = match body.error {
-        None => Outcome::Succeeded,
-        Some(why) => Outcome::Failed(why),
+    let ending = Ending {
+        outcome: match body.error {
+            None => Outcome::Succeeded,
+            Some(why) => Outcome::Failed(why),
+        },
+        progress: Progress {
+            bytes: body.progress.bytes,
+            files: body.progress.files,
+            bytes_per_second: body.progress.bytes_per_second,
+        },
+        log: &body.log,
+        restore_test: body.restore_test,
     };
-    let progress = Progress {
-        bytes: body.progress.bytes,
-        files: body.progress.files,
-    };
-    match job_claims::finish(
-        &db, who.tenant, who.agent, job, &outcome, progress, &body.log,
-    )
-    .await
-    {
+    match job_claims::finish(&db, who.tenant, who.agent, job, &ending).await {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(DbError::NotFound { .. }) => Err(not_running(job)),
         Err(other) => Err(anyhow::Error::new(other)
