@@ -79,6 +79,9 @@ pub mod codes {
     /// (404, not retryable): data loss on the server's side, to be repaired
     /// from a replica; the message names the pack.
     pub const OBJECT_MISSING: &str = "object_missing";
+    /// The request clashes with the current state, e.g. a taken name or a
+    /// plan with a running job (409); the message says which.
+    pub const CONFLICT: &str = "conflict";
     /// Too many requests; retry after a pause (429).
     pub const RATE_LIMITED: &str = "rate_limited";
     /// The server failed (500/503); retryable.

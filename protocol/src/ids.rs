@@ -10,7 +10,7 @@
 //! | [`BlobId`] (alias [`ChunkId`]) | 32 | keyed BLAKE3 of a blob's plaintext (see `crypto`) |
 //! | [`PackId`] | 32 | unkeyed BLAKE3 of the whole pack file |
 //! | [`SnapshotId`] | 32 | unkeyed BLAKE3 of the snapshot record's canonical bytes |
-//! | [`TenantId`], [`AgentId`], [`UserId`], [`PlanId`], [`JobId`], [`UploadSessionId`] | 16 | random, from the OS source |
+//! | [`TenantId`], [`AgentId`], [`UserId`], [`PlanId`], [`JobId`], [`UploadSessionId`], [`ApiKeyId`] | 16 | random, from the OS source |
 
 /// Longest slice of a rejected input quoted back in an [`IdParseError`].
 const MAX_QUOTED_INPUT_CHARS: usize = 80;
@@ -231,6 +231,11 @@ define_id!(
     16
 );
 define_id!(
+    /// Id of an operator API key, random.
+    ApiKeyId,
+    16
+);
+define_id!(
     /// Id of an upload session (the lease that protects blobs during a backup), random.
     UploadSessionId,
     16
@@ -247,6 +252,7 @@ random_id!(UserId);
 random_id!(PlanId);
 random_id!(JobId);
 random_id!(UploadSessionId);
+random_id!(ApiKeyId);
 
 #[cfg(test)]
 mod tests {

@@ -4,5 +4,6 @@
 //! that authenticates agents by their credential.
 
 pub mod agent;
+pub mod api_key;
 pub mod password;
 pub mod token;

@@ -1,7 +1,7 @@
 //! The command line: `stowage-server [--config FILE] [serve]`, and the
 //! administration commands `tenant create`, `token create`, `plan
-//! create|update|delete|list|run|test`, `jobs`, `restore`, `verify` and
-//! `agents`.
+//! create|update|delete|list|run|test`, `jobs`, `restore`, `verify`,
+//! `agents` and `api-key create|list|revoke`.
 //!
 //! `serve` is the default so a bare `stowage-server` runs the platform;
 //! administrative subcommands sit beside it and use the same settings, so
@@ -9,6 +9,7 @@
 
 mod admin;
 mod agents;
+mod api_keys;
 mod jobs;
 mod owner_password;
 mod plans;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Manage backup plans.
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Manage operator API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
     /// List a tenant's recent jobs, newest first.
     Jobs {
         /// Name of the tenant.
@@ -138,6 +142,38 @@ pub enum PlanCommand {
     },
 }
 
+/// `api-key …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key for the operator API; prints only the key (shown once).
+    Create {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// The key's name, unique in the tenant, e.g. terraform.
+        #[arg(long)]
+        name: String,
+        /// What it may do: viewer reads; operator, admin and owner also
+        /// change plans and start jobs.
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+    /// List the tenant's keys (never their secrets).
+    List {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+    },
+    /// Revoke a key: it stops working at once.
+    Revoke {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// The key's name.
+        name: String,
+    },
+}
+
 /// `tenant …`
 #[derive(Debug, Clone, Subcommand)]
 pub enum TenantCommand {
@@ -200,6 +236,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plan(command) => plan(&settings, command).await,
+        Command::ApiKey(ApiKeyCommand::Create { tenant, name, role }) => {
+            let key = api_keys::create(&settings, &tenant, &name, &role).await?;
+            eprintln!(
+                "API key {:?} for tenant {:?} (shown once)",
+                name.trim(),
+                tenant.trim()
+            );
+            println!("{key}");
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::List { tenant }) => {
+            print!("{}", api_keys::list(&settings, &tenant).await?);
+            Ok(())
+        }
+        Command::ApiKey(ApiKeyCommand::Revoke { tenant, name }) => {
+            api_keys::revoke(&settings, &tenant, &name).await?;
+            eprintln!(
+                "revoked API key {:?} of tenant {:?}",
+                name.trim(),
+                tenant.trim()
+            );
+            Ok(())
+        }
         Command::Jobs {
             tenant,
             limit,

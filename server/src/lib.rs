@@ -43,3 +43,4 @@ pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod views;

@@ -15,7 +15,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
-use crate::configuration::Settings;
+use crate::configuration::{AgentSettings, DEFAULT_OFFLINE_AFTER, Settings};
 use crate::db::Database;
 use crate::ingest::IngestContext;
 use crate::rate_limit::{RateLimitSettings, RateLimits};
@@ -39,6 +39,8 @@ pub struct Frontend {
     pub tls: Option<TlsSettings>,
     /// Budgets per agent credential and per client address.
     pub rate_limits: RateLimitSettings,
+    /// How agents' presence is judged.
+    pub agents: AgentSettings,
 }
 
 impl Frontend {
@@ -48,6 +50,9 @@ impl Frontend {
             listen,
             tls: None,
             rate_limits: RateLimitSettings::default(),
+            agents: AgentSettings {
+                offline_after: DEFAULT_OFFLINE_AFTER,
+            },
         }
     }
 }
@@ -107,6 +112,7 @@ impl Application {
             listen: settings.listen,
             tls: settings.tls,
             rate_limits: settings.rate_limits,
+            agents: settings.agents,
         };
         Self::build_on(&frontend, database, store, &settings.data_dir).await
     }
@@ -160,6 +166,7 @@ impl Application {
         );
         let ingest_data = web::Data::new(ingest);
         let limits_data = web::Data::new(RateLimits::new(frontend.rate_limits));
+        let agent_settings = web::Data::new(frontend.agents);
         let listener =
             TcpListener::bind(listen).with_context(|| format!("unable to listen on {listen}"))?;
         let address = listener
@@ -174,6 +181,7 @@ impl Application {
                 .app_data(store_data.clone())
                 .app_data(ingest_data.clone())
                 .app_data(limits_data.clone())
+                .app_data(agent_settings.clone())
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
                 .configure(api::configure)

@@ -3,12 +3,12 @@
 //! free space of their sources.
 
 use chrono::Utc;
-use serde_json::json;
 
 use super::admin::{open, tenant_id};
 use super::table;
 use crate::configuration::Settings;
-use crate::db::agent_presence::{self, Presence};
+use crate::db::agent_presence;
+use crate::views::presence_json;
 
 /// Prints the tenant's agents.
 ///
@@ -63,21 +63,6 @@ pub async fn list(settings: &Settings, tenant_name: &str, as_json: bool) -> anyh
         ],
         &rows,
     ))
-}
-
-/// One agent as the JSON of `agents --json` and `GET /api/v1/agents`.
-pub fn presence_json(agent: &Presence, state: &str) -> serde_json::Value {
-    json!({
-        "id": agent.id.to_hex(),
-        "name": agent.name,
-        "state": state,
-        "last_seen_at": agent.last_seen_at.map(|t| t.to_rfc3339()),
-        "version": agent.version,
-        "hostname": agent.hostname,
-        "os": agent.os,
-        "filesystems": agent.filesystems,
-        "revoked_at": agent.revoked_at.map(|t| t.to_rfc3339()),
-    })
 }
 
 fn gib(bytes: u64) -> String {

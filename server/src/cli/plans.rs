@@ -10,17 +10,17 @@
 
 use anyhow::{anyhow, bail};
 use clap::Args;
-use serde_json::json;
 use stowage_protocol::ids::JobId;
 
 use super::admin::{CLI_ACTOR, open, tenant_id};
 use super::table;
 use crate::configuration::Settings;
-use crate::db::jobs::{self, JobSummary};
-use crate::db::plans::{self, Plan};
+use crate::db::jobs;
+use crate::db::plans;
 use crate::db::restore_tests::{self, Rehearsals};
-use crate::domain::{KeepCounts, PlanDuration, PlanInput, PlanSpec, Sources};
+use crate::domain::{KeepCounts, PlanInput, PlanSpec, Sources};
 use crate::operations::{self, OpError};
+use crate::views::{job_json, plan_json, rehearsals_json, rto_status};
 
 /// `plan create` options.
 #[derive(Debug, Clone, Args)]
@@ -268,66 +268,6 @@ fn last_test(tests: &Rehearsals) -> String {
     }
 }
 
-/// Whether the last good rehearsal restored within the plan's RTO:
-/// "met", "missed", "untested", or `None` without an RTO.
-fn rto_status(plan: &Plan, tests: &Rehearsals) -> Option<&'static str> {
-    let rto = plan.rto?;
-    Some(match &tests.last_good {
-        None => "untested",
-        Some(good) if good.restore_ms <= rto.as_secs().saturating_mul(1000) => "met",
-        Some(_) => "missed",
-    })
-}
-
-fn rehearsals_json(plan: &Plan, tests: &Rehearsals) -> serde_json::Value {
-    let one = |test: &Option<restore_tests::Recorded>| {
-        test.as_ref().map(|t| {
-            json!({
-                "snapshot": t.snapshot.to_hex(),
-                "succeeded": t.succeeded,
-                "error": t.error,
-                "files": t.files,
-                "bytes": t.bytes,
-                "restore_ms": t.restore_ms,
-                "check_ms": t.check_ms,
-                "bytes_per_second": t.bytes_per_second(),
-                "sampled": t.sampled,
-                "finished_at": t.finished_at.to_rfc3339(),
-            })
-        })
-    };
-    json!({
-        "last": one(&tests.last),
-        "last_good": one(&tests.last_good),
-        "rto": rto_status(plan, tests),
-    })
-}
-
-fn plan_json(plan: &Plan) -> serde_json::Value {
-    let secs = |d: Option<PlanDuration>| d.map(PlanDuration::as_secs);
-    let r = &plan.retention;
-    json!({
-        "id": plan.id.to_hex(),
-        "name": plan.name,
-        "agents": plan.agents,
-        "sources": plan.sources,
-        "excludes": plan.excludes,
-        "schedule": plan.schedule,
-        "timezone": plan.timezone,
-        "retention": {
-            "keep_last": r.keep_last, "keep_hourly": r.keep_hourly, "keep_daily": r.keep_daily,
-            "keep_weekly": r.keep_weekly, "keep_monthly": r.keep_monthly,
-            "keep_yearly": r.keep_yearly, "keep_within_seconds": secs(r.keep_within),
-        },
-        "rpo_seconds": secs(plan.rpo),
-        "rto_seconds": secs(plan.rto),
-        "restore_test_every_seconds": secs(plan.restore_test_every),
-        "restore_test_max_bytes": plan.restore_test_max.map(crate::domain::ByteSize::bytes),
-        "created_at": plan.created_at.to_rfc3339(),
-        "updated_at": plan.updated_at.to_rfc3339(),
-    })
-}
-
 /// Enqueues a backup of the plan on each of its agents; returns the job ids.
 ///
 /// # Errors
@@ -393,25 +333,4 @@ pub async fn list_jobs(
         ],
         &rows,
     ))
-}
-
-fn job_json(job: &JobSummary) -> serde_json::Value {
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339());
-    json!({
-        "id": job.id.to_hex(),
-        "plan": job.plan,
-        "agent": job.agent,
-        "kind": job.kind,
-        "trigger": job.trigger,
-        "state": job.state,
-        "slot_at": time(job.slot_at),
-        "created_at": job.created_at.to_rfc3339(),
-        "claimed_at": time(job.claimed_at),
-        "finished_at": time(job.finished_at),
-        "bytes": job.bytes,
-        "files": job.files,
-        "bytes_per_second": job.bytes_per_second,
-        "progress_at": time(job.progress_at),
-        "error": job.error,
-    })
 }

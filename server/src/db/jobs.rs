@@ -387,6 +387,38 @@ pub async fn list_recent(
     .collect()
 }
 
+/// Job `id` of `tenant` with its log.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] when `tenant` has no such job.
+pub async fn get(
+    db: &Database,
+    tenant: TenantId,
+    id: JobId,
+) -> Result<(JobSummary, String), DbError> {
+    let row = sqlx::query(AssertSqlSafe(
+        "SELECT j.id, p.name AS plan_name, a.name AS agent_name, j.kind, j.\"trigger\", j.state, \
+         j.slot_at, j.created_at, j.claimed_at, j.finished_at, j.bytes, j.files, \
+         j.bytes_per_second, j.progress_at, j.error, j.log \
+         FROM jobs j \
+         JOIN agents a ON a.tenant_id = j.tenant_id AND a.id = j.agent_id \
+         LEFT JOIN plans p ON p.tenant_id = j.tenant_id AND p.id = j.plan_id \
+         WHERE j.tenant_id = $1 AND j.id = $2",
+    ))
+    .bind(tenant.to_hex())
+    .bind(id.to_hex())
+    .fetch_optional(db.pool())
+    .await
+    .map_err(query_error("read job"))?
+    .ok_or_else(|| DbError::NotFound {
+        what: "job",
+        key: id.to_hex(),
+    })?;
+    let log: Option<String> = row.try_get("log").map_err(query_error("decode job log"))?;
+    Ok((decode(&row)?, log.unwrap_or_default()))
+}
+
 fn decode(row: &AnyRow) -> Result<JobSummary, DbError> {
     let read = query_error("decode job row");
     let text = |column: &str| row.try_get::<String, _>(column).map_err(read);

@@ -52,6 +52,11 @@ const SQLITE: &[Embedded] = &[
             "../../../migrations/sqlite/20261203000000_job_progress_presence_restore_tests.sql"
         ),
     ),
+    (
+        20_261_204_000_000,
+        "api_keys",
+        include_str!("../../../migrations/sqlite/20261204000000_api_keys.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -87,6 +92,11 @@ const POSTGRES: &[Embedded] = &[
         include_str!(
             "../../../migrations/postgres/20261203000000_job_progress_presence_restore_tests.sql"
         ),
+    ),
+    (
+        20_261_204_000_000,
+        "api_keys",
+        include_str!("../../../migrations/postgres/20261204000000_api_keys.sql"),
     ),
 ];
 

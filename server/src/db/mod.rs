@@ -22,6 +22,7 @@
 
 pub mod agent_presence;
 pub mod agents;
+pub mod api_keys;
 pub mod audit;
 pub mod complete_trees;
 pub mod enrollment_tokens;

@@ -44,6 +44,7 @@ mod helpers;
 mod ingest;
 mod job_claims;
 mod job_kinds;
+mod operator_api;
 mod pack_upload;
 mod plans;
 mod rate_limits;

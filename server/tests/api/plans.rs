@@ -377,3 +377,190 @@ on_sqlite_and_postgres!(plans_and_jobs_on_postgres:
     a_schedule_slot_yields_one_job_however_often_it_is_inserted,
     run_now_jobs_never_conflict_and_list_with_names,
 );
+
+#[tokio::test]
+async fn a_plan_is_updated_renamed_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    tenant_with_agents(dir.path(), &["web-1", "web-2"]).await;
+    assert!(cli(dir.path(), CREATE).status.success());
+    let update = [
+        "plan",
+        "update",
+        "--tenant",
+        "Acme",
+        "--name",
+        "nightly",
+        "--rename",
+        "hourly",
+        "--agent",
+        "web-1",
+        "--path",
+        "/srv",
+        "--schedule",
+        "0 * * * *",
+    ];
+    let updated = cli(dir.path(), &update);
+    let listed = json(&cli(
+        dir.path(),
+        &["plan", "list", "--tenant", "Acme", "--json"],
+    ));
+    let deleted = cli(
+        dir.path(),
+        &["plan", "delete", "--tenant", "Acme", "hourly"],
+    );
+    let again = cli(
+        dir.path(),
+        &["plan", "delete", "--tenant", "Acme", "hourly"],
+    );
+    let after = json(&cli(
+        dir.path(),
+        &["plan", "list", "--tenant", "Acme", "--json"],
+    ));
+
+    assert!(updated.status.success(), "{}", text(&updated.stderr));
+    let plan = &listed.as_array().unwrap()[0];
+    assert_eq!(
+        (&plan["name"], &plan["schedule"], &plan["agents"]),
+        (
+            &Value::from("hourly"),
+            &Value::from("0 * * * *"),
+            &serde_json::json!(["web-1"])
+        )
+    );
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("there is no plan named \"hourly\""));
+    assert_eq!(after, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn restores_and_verifications_are_queued_for_a_chosen_agent_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = tenant_with_agents(dir.path(), &["web-1", "web-2"]).await;
+    assert!(cli(dir.path(), CREATE).status.success());
+    let db = database(dir.path()).await;
+    let web1 = agents::list(&db, tenant).await.unwrap()[0].id;
+    let snapshot = stowage_protocol::ids::SnapshotId::from_bytes([9; 32]);
+    let new = stowage_server::db::snapshots::NewSnapshot {
+        id: snapshot,
+        agent_id: web1,
+        record: "{}",
+        root: stowage_protocol::ids::BlobId::from_bytes([7; 32]),
+        hostname: "web-1",
+        plan_id: None,
+        started_at: chrono::Utc::now(),
+        finished_at: chrono::Utc::now(),
+    };
+    stowage_server::db::snapshots::insert(&db, tenant, new)
+        .await
+        .unwrap();
+    db.close().await;
+    let id = snapshot.to_hex();
+    let restore = |target: &str| {
+        cli(
+            dir.path(),
+            &[
+                "restore",
+                "--tenant",
+                "Acme",
+                "--snapshot",
+                &id,
+                "--agent",
+                "web-2",
+                "--target",
+                target,
+                "--path",
+                "/etc",
+            ],
+        )
+    };
+
+    let restored = restore("/srv/restore");
+    let relative = restore("restore");
+    let verified = cli(
+        dir.path(),
+        &[
+            "verify",
+            "--tenant",
+            "Acme",
+            "--snapshot",
+            &id,
+            "--agent",
+            "web-1",
+            "--read-data",
+        ],
+    );
+    let untested = cli(dir.path(), &["plan", "test", "--tenant", "Acme", "nightly"]);
+    let listed = json(&cli(dir.path(), &["jobs", "--tenant", "Acme", "--json"]));
+
+    assert!(restored.status.success(), "{}", text(&restored.stderr));
+    assert_eq!(relative.status.code(), Some(1));
+    assert!(text(&relative.stderr).contains("\"restore\" is not an absolute directory"));
+    assert!(verified.status.success(), "{}", text(&verified.stderr));
+    assert_eq!(untested.status.code(), Some(1));
+    assert!(
+        text(&untested.stderr).contains("plan \"nightly\" has no snapshot to rehearse yet"),
+        "{}",
+        text(&untested.stderr)
+    );
+    let kinds: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| {
+            (
+                job["kind"].as_str().unwrap(),
+                job["agent"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(kinds, [("verify", "web-1"), ("restore", "web-2")]);
+}
+
+#[tokio::test]
+async fn api_keys_are_created_shown_once_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    tenant_with_agents(dir.path(), &["web-1"]).await;
+    let create = |name: &str, role: &str| {
+        cli(
+            dir.path(),
+            &[
+                "api-key", "create", "--tenant", "Acme", "--name", name, "--role", role,
+            ],
+        )
+    };
+
+    let created = create("terraform", "operator");
+    let bad_role = create("boss", "boss");
+    let revoked = cli(
+        dir.path(),
+        &["api-key", "revoke", "--tenant", "Acme", "terraform"],
+    );
+    let listed = cli(dir.path(), &["api-key", "list", "--tenant", "Acme"]);
+    let agents = json(&cli(dir.path(), &["agents", "--tenant", "Acme", "--json"]));
+
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(text(&created.stdout).starts_with("sk_"));
+    assert_eq!(bad_role.status.code(), Some(1));
+    assert!(text(&bad_role.stderr).contains("\"boss\" is not a role"));
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    let table = text(&listed.stdout);
+    let row = table.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("terraform") && row.contains("operator"),
+        "{table}"
+    );
+    assert_eq!(
+        row.split_whitespace().count(),
+        7,
+        "created and revoked times: {table}"
+    );
+    assert!(
+        !table.contains(text(&created.stdout).trim()),
+        "the key is never shown again"
+    );
+    assert_eq!(
+        (&agents[0]["name"], &agents[0]["state"]),
+        (&Value::from("web-1"), &Value::from("offline"))
+    );
+}

@@ -10,6 +10,7 @@ pub mod blobs;
 pub mod commit;
 pub mod enroll;
 pub mod jobs;
+pub mod operator;
 pub mod pack_reads;
 pub mod packs;
 pub mod snapshots;
@@ -45,6 +46,9 @@ pub enum Failure {
         /// The sentence for the client.
         message: String,
     },
+    /// The credential may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     /// No such object for this tenant (404).
     #[error("{message}")]
     NotFound {
@@ -87,6 +91,7 @@ impl Failure {
     fn code(&self) -> &'static str {
         match self {
             Self::Validation(_) | Self::TooLarge(_) => codes::INVALID_REQUEST,
+            Self::Forbidden(_) => codes::FORBIDDEN,
             Self::Unauthorized { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. } => code,
@@ -103,6 +108,7 @@ impl ResponseError for Failure {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::MissingBlobs { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -164,6 +170,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 "/uploads/{session_id}/commit",
                 web::post().to(commit::commit),
             )
+            .route("/plans", web::get().to(operator::plans::list))
+            .route("/plans", web::post().to(operator::plans::create))
+            .route("/plans/{name}", web::get().to(operator::plans::get))
+            .route("/plans/{name}", web::put().to(operator::plans::replace))
+            .route("/plans/{name}", web::delete().to(operator::plans::delete))
+            .route("/plans/{name}/run", web::post().to(operator::plans::run))
+            .route(
+                "/plans/{name}/restore-test",
+                web::post().to(operator::plans::restore_test),
+            )
+            .route("/jobs", web::get().to(operator::jobs::list))
+            .route("/jobs/restore", web::post().to(operator::jobs::restore))
+            .route("/jobs/verify", web::post().to(operator::jobs::verify))
+            .route("/jobs/{job_id}", web::get().to(operator::jobs::get))
+            .route("/agents", web::get().to(operator::agents::list))
             .route("/snapshots", web::get().to(snapshots::list))
             .route("/snapshots/{snapshot_id}", web::get().to(snapshots::get))
             .route("/blobs/locate", web::post().to(blobs::locate))
