@@ -15,7 +15,8 @@
 //! - [`profile`]: the configuration directory `enroll` writes; [`context`]:
 //!   what every other command loads from it.
 //! - [`snapshot_select`]: `latest`, ids and prefixes; [`units`] and
-//!   [`throttle`]: rates on the command line and their enforcement.
+//!   [`throttle`]: rates on the command line and their enforcement;
+//!   [`tally`]: running counts a watcher reads while a job runs.
 
 pub mod api;
 pub mod backup;
@@ -27,6 +28,7 @@ pub mod profile;
 pub mod reader;
 pub mod restore;
 pub mod snapshot_select;
+pub mod tally;
 pub mod throttle;
 pub mod transport;
 pub mod units;

@@ -130,7 +130,9 @@ async fn run_job(global: &Global, context: &AgentContext, args: &DaemonArgs, job
                 host: None,
                 json: false,
             };
-            match backup::run_for_plan(global, backup_args, job.plan_id).await {
+            match backup::run_for_plan(global, backup_args, job.plan_id, std::sync::Arc::default())
+                .await
+            {
                 Ok(done) => JobFinish {
                     error: None,
                     progress: JobProgress {

@@ -43,6 +43,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<Outcome> 
         overwrite: args.overwrite,
         filter: Filter::new(args.include.iter().map(|p| p.as_os_str().as_bytes())),
         show_progress: !args.json && !global.no_progress && std::io::stderr().is_terminal(),
+        tally: Arc::default(),
     };
     let summary = restore::restore(&reader, start, &args.target, &options).await?;
     if args.json {
