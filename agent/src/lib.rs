@@ -14,6 +14,8 @@
 //!   method per endpoint, with retries.
 //! - [`profile`]: the configuration directory `enroll` writes; [`context`]:
 //!   what every other command loads from it.
+//! - [`restore_test`]: a rehearsal restore into a scratch directory, every
+//!   byte checked against the snapshot, timed.
 //! - [`snapshot_select`]: `latest`, ids and prefixes; [`units`] and
 //!   [`throttle`]: rates on the command line and their enforcement;
 //!   [`tally`]: running counts a watcher reads while a job runs.
@@ -27,6 +29,7 @@ pub mod passphrase;
 pub mod profile;
 pub mod reader;
 pub mod restore;
+pub mod restore_test;
 pub mod snapshot_select;
 pub mod tally;
 pub mod throttle;
