@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands;
-use crate::units::Rate;
+use crate::units::{Rate, Span};
 
 /// Stowage agent: encrypted, deduplicated, incremental backups to a Stowage server.
 #[derive(Debug, Parser)]
@@ -65,6 +65,14 @@ pub struct DaemonArgs {
     /// Run backups at normal CPU and I/O priority instead of low.
     #[arg(long)]
     pub normal_priority: bool,
+    /// Where restore tests restore to, each in a directory named after its
+    /// job and deleted afterwards [default: the system's temporary directory].
+    #[arg(long, env = "STOWAGE_SCRATCH_DIR", value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// On SIGTERM or SIGINT, how long a running job may take to finish
+    /// before it is abandoned (and reported as interrupted), e.g. 90s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub stop_grace: Span,
 }
 
 /// `stowage enroll`

@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`cli`]: argument parsing and the exit-code contract (0 success, 3 partial —
 //!   some source files unreadable — and 1 failure); [`commands`]: one module
-//!   per command.
+//!   per command; [`daemon`]: running the server's jobs as a service.
 //! - [`transport`]: the one HTTP client for talking to the server — plain
 //!   HTTP refused except to loopback, and certificates checked against the
 //!   system roots, a CA file or a pinned fingerprint. [`api`]: one typed
@@ -25,6 +25,7 @@ pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod daemon;
 pub mod passphrase;
 pub mod profile;
 pub mod reader;
