@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`cli`]: argument parsing and the exit-code contract (0 success, 3 partial —
 //!   some source files unreadable — and 1 failure); [`commands`]: one module
-//!   per command; [`daemon`]: running the server's jobs as a service.
+//!   per command; [`daemon`]: running the server's jobs as a service;
+//!   [`service`]: the systemd unit that runs it.
 //! - [`transport`]: the one HTTP client for talking to the server — plain
 //!   HTTP refused except to loopback, and certificates checked against the
 //!   system roots, a CA file or a pinned fingerprint. [`api`]: one typed
@@ -31,6 +32,7 @@ pub mod profile;
 pub mod reader;
 pub mod restore;
 pub mod restore_test;
+pub mod service;
 pub mod snapshot_select;
 pub mod tally;
 pub mod throttle;
