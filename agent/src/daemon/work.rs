@@ -201,7 +201,7 @@ async fn run_restore_test(
     tally: Arc<Tally>,
 ) -> anyhow::Result<JobFinish> {
     let (item, reader) = open_snapshot(context, &spec.snapshot, "restore a backup").await?;
-    let outcome = restore_test::run(&reader, &item, options, tally).await;
+    let outcome = restore_test::run(&reader, item.id, item.record.root, options, tally).await;
     let mut log = outcome.log;
     if let Some(error) = &outcome.error {
         log.push_str(error);

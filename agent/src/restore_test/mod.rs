@@ -32,7 +32,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use stowage_protocol::api::{RestoreTestReport, SnapshotListItem};
+use stowage_protocol::api::RestoreTestReport;
+use stowage_protocol::ids::{BlobId, SnapshotId};
 
 use crate::cli::Overwrite;
 use crate::reader::RepoReader;
@@ -68,16 +69,18 @@ pub struct RestoreTestOutcome {
     pub error: Option<String>,
 }
 
-/// Rehearses restoring `snapshot` (see the module docs).
+/// Rehearses restoring `snapshot`, whose root tree is `root` (see the
+/// module docs).
 pub async fn run(
     reader: &RepoReader,
-    snapshot: &SnapshotListItem,
+    snapshot: SnapshotId,
+    root: BlobId,
     options: &RestoreTestOptions,
     tally: Arc<Tally>,
 ) -> RestoreTestOutcome {
     let mut outcome = RestoreTestOutcome {
         report: RestoreTestReport {
-            snapshot: snapshot.id,
+            snapshot,
             files: 0,
             bytes: 0,
             restore_ms: 0,
@@ -97,7 +100,15 @@ pub async fn run(
             return outcome;
         }
     };
-    if let Err(error) = rehearse(reader, snapshot, options, &scratch, tally, &mut outcome).await {
+    let rehearsal = rehearse(
+        reader,
+        (snapshot, root),
+        options,
+        &scratch,
+        tally,
+        &mut outcome,
+    );
+    if let Err(error) = rehearsal.await {
         outcome.error = Some(error);
     }
     let removed = tokio::task::spawn_blocking(move || scratch.remove()).await;
@@ -112,14 +123,13 @@ pub async fn run(
 /// Steps 1 to 4, filling in `outcome` as they go.
 async fn rehearse(
     reader: &RepoReader,
-    snapshot: &SnapshotListItem,
+    (id, root): (SnapshotId, BlobId),
     options: &RestoreTestOptions,
     scratch: &Scratch,
     tally: Arc<Tally>,
     outcome: &mut RestoreTestOutcome,
 ) -> Result<(), String> {
-    let id = snapshot.id;
-    let listing = walk::walk(reader, snapshot.record.root, &Filter::default())
+    let listing = walk::walk(reader, root, &Filter::default())
         .await
         .map_err(|error| format!("unable to read the trees of snapshot {id} - {error}"))?;
     let sample = sample::choose(listing, options.max_bytes, options.seed)
@@ -195,3 +205,6 @@ async fn rehearse(
 fn millis(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests;
