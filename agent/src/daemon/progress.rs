@@ -26,8 +26,9 @@ pub const RATE_WINDOW: Duration = Duration::from_mins(1);
 /// Where a running job counts what it has done.
 #[derive(Debug, Clone)]
 pub enum Counters {
-    /// A backup's walk counters (bytes read or skipped as unchanged, files
-    /// done), through which it can also be asked to stop.
+    /// A backup's walk counters (bytes read from files, as the final report
+    /// counts them, and files done), through which it can also be asked to
+    /// stop.
     Backup(Arc<Stats>),
     /// A restore's or restore test's files and bytes.
     Tally(Arc<Tally>),
@@ -50,7 +51,7 @@ impl Counters {
         use std::sync::atomic::Ordering::Relaxed;
         match self {
             Self::Backup(stats) => (
-                stats.bytes_done.load(Relaxed),
+                stats.bytes_read.load(Relaxed),
                 stats.files_done.load(Relaxed),
             ),
             Self::Tally(tally) => (tally.bytes(), tally.files()),
@@ -175,6 +176,22 @@ mod tests {
             0,
             "nothing moved in the last 60 s"
         );
+    }
+
+    #[test]
+    fn a_backup_reports_the_bytes_it_read_not_those_it_skipped_and_can_be_stopped() {
+        // Arrange
+        let stats = Arc::new(Stats::default());
+        Stats::add(&stats.bytes_read, 100);
+        Stats::add(&stats.bytes_done, 5100);
+        Stats::add(&stats.files_done, 3);
+        let counters = Counters::Backup(Arc::clone(&stats));
+        // Act
+        let read = counters.read();
+        counters.stop();
+        // Assert
+        assert_eq!(read, (100, 3));
+        assert!(stats.stop_requested());
     }
 
     fn not_found() -> CallError {

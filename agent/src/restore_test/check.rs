@@ -8,6 +8,10 @@
 //! match means the bytes on disk are the bytes that were backed up, not
 //! merely bytes the restore believed it wrote. The first difference fails
 //! the check, naming the file and the offset of the chunk that differs.
+//!
+//! Files are read back with the restored permissions, so a file whose
+//! snapshot mode denies its owner reading can be checked only by root (as
+//! the service runs); for anyone else it fails the check, named.
 
 use std::fs::File;
 use std::io::{self, Read};
