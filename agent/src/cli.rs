@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands;
-use crate::units::Rate;
+use crate::units::{Rate, Span};
 
 /// Stowage agent: encrypted, deduplicated, incremental backups to a Stowage server.
 #[derive(Debug, Parser)]
@@ -57,6 +57,8 @@ enum Command {
     Verify(VerifyArgs),
     /// Run as a service: take this agent's jobs from the server and run them.
     Daemon(DaemonArgs),
+    /// Install or remove the systemd unit that runs `stowage daemon`.
+    Service(ServiceArgs),
 }
 
 /// `stowage daemon`
@@ -65,6 +67,56 @@ pub struct DaemonArgs {
     /// Run backups at normal CPU and I/O priority instead of low.
     #[arg(long)]
     pub normal_priority: bool,
+    /// Where restore tests restore to, each in a directory named after its
+    /// job and deleted afterwards [default: the system's temporary directory].
+    #[arg(long, env = "STOWAGE_SCRATCH_DIR", value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// On SIGTERM or SIGINT, how long a running job may take to finish
+    /// before it is abandoned (and reported as interrupted), e.g. 90s, 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub stop_grace: Span,
+}
+
+/// `stowage service`
+#[derive(Debug, Clone, Args)]
+pub struct ServiceArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: ServiceAction,
+}
+
+/// `stowage service install|uninstall`
+#[derive(Debug, Clone, Subcommand)]
+pub enum ServiceAction {
+    /// Write the systemd unit, then enable and start it.
+    Install(ServiceInstallArgs),
+    /// Stop and disable the service and remove its unit.
+    Uninstall(ServiceUninstallArgs),
+}
+
+/// `stowage service install`
+#[derive(Debug, Clone, Args)]
+pub struct ServiceInstallArgs {
+    /// The binary the service runs [default: this one].
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
+    /// Write the unit here instead of /etc/systemd/system.
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Only write the unit; print the systemctl commands that enable and start it.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+/// `stowage service uninstall`
+#[derive(Debug, Clone, Args)]
+pub struct ServiceUninstallArgs {
+    /// The directory the unit was written to [default: /etc/systemd/system].
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Only remove the unit; print the systemctl commands that stop and disable it.
+    #[arg(long)]
+    pub no_stop: bool,
 }
 
 /// `stowage enroll`
@@ -275,6 +327,7 @@ pub fn run() -> ExitCode {
             Command::Restore(args) => commands::restore::run(&global, args).await,
             Command::Verify(args) => commands::verify::run(&global, args).await,
             Command::Daemon(args) => commands::daemon::run(&global, args).await,
+            Command::Service(args) => commands::service::run(&global, args).await,
         }
     });
     match result {

@@ -1,8 +1,10 @@
-//! Human units on the command line: transfer rates (`--limit-upload 20M`)
-//! and the byte counts and rates the agent prints.
+//! Human units on the command line: transfer rates (`--limit-upload 20M`),
+//! lengths of time (`--stop-grace 5m`), and the byte counts and rates the
+//! agent prints.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// A transfer rate in bytes per second, parsed from `20M`, `512k`,
 /// `1.5G`, `100MiB/s` or a plain byte count. K, M, G, T are powers of 1024
@@ -58,6 +60,45 @@ impl FromStr for Rate {
     }
 }
 
+/// A length of time, parsed from `90s`, `5m`, `2h` or a plain number of
+/// seconds, and shown the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim().to_ascii_lowercase();
+        let (number, unit) = match trimmed.chars().last() {
+            Some('s') => (&trimmed[..trimmed.len() - 1], 1),
+            Some('m') => (&trimmed[..trimmed.len() - 1], 60),
+            Some('h') => (&trimmed[..trimmed.len() - 1], 3600),
+            _ => (trimmed.as_str(), 1),
+        };
+        let value: u64 = number
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not a length of time like 90s, 5m or 1h"))?;
+        let seconds = value
+            .checked_mul(unit)
+            .ok_or_else(|| format!("{text:?} is too long a time"))?;
+        Ok(Self(Duration::from_secs(seconds)))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.0.as_secs();
+        match seconds {
+            0 => write!(f, "0s"),
+            s if s % 3600 == 0 => write!(f, "{}h", s / 3600),
+            s if s % 60 == 0 => write!(f, "{}m", s / 60),
+            s => write!(f, "{s}s"),
+        }
+    }
+}
+
 /// A byte count for people: `1.5 GiB`, `512 B`.
 #[derive(Debug, Clone, Copy)]
 pub struct Bytes(pub u64);
@@ -97,6 +138,28 @@ mod tests {
                 text.parse::<Rate>().unwrap().bytes_per_second(),
                 bytes,
                 "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn spans_parse_seconds_minutes_and_hours_and_print_back() {
+        for (text, seconds, shown) in [
+            ("90s", 90, "90s"),
+            ("5m", 300, "5m"),
+            ("2H", 7200, "2h"),
+            ("120", 120, "2m"),
+            ("0", 0, "0s"),
+        ] {
+            let span = text.parse::<Span>().unwrap();
+            assert_eq!(span.0.as_secs(), seconds, "{text}");
+            assert_eq!(span.to_string(), shown, "{text}");
+        }
+        for bad in ["soon", "5 min", "-1m", ""] {
+            assert!(
+                bad.parse::<Span>()
+                    .unwrap_err()
+                    .contains(&format!("{bad:?}"))
             );
         }
     }

@@ -20,7 +20,7 @@ use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stowage_protocol::api::{
-    API_PREFIX, ApiError, ClaimJobRequest, ClaimedJob, CommitSnapshotRequest,
+    API_PREFIX, AgentFacts, ApiError, ClaimJobRequest, ClaimedJob, CommitSnapshotRequest,
     CommitSnapshotResponse, EnrollRequest, EnrollResponse, JobFinish, JobLease, JobProgress,
     LocateBlobsRequest, LocateBlobsResponse, MissingBlobsRequest, MissingBlobsResponse,
     OpenUploadSessionRequest, PackUploadResponse, SnapshotList, SnapshotListItem, TenantKeyBundle,
@@ -160,18 +160,23 @@ impl ServerClient {
     }
 
     /// `POST /jobs/claim`: claims this agent's oldest queued job, waiting
-    /// up to `wait_seconds` for one; `None` when none came in time.
+    /// up to `wait_seconds` for one; `None` when none came in time. `facts`,
+    /// when given, replace what the server knows about this agent's host.
     ///
     /// # Errors
     ///
     /// The server's refusal or no answer.
-    pub async fn claim_job(&self, wait_seconds: u32) -> Result<Option<ClaimedJob>, CallError> {
+    pub async fn claim_job(
+        &self,
+        wait_seconds: u32,
+        facts: Option<AgentFacts>,
+    ) -> Result<Option<ClaimedJob>, CallError> {
         let what = "POST jobs/claim";
         let response = self
             .send(Method::POST, "jobs/claim", |r| {
                 r.json(&ClaimJobRequest {
                     wait_seconds,
-                    facts: None,
+                    facts: facts.clone(),
                 })
             })
             .await?;

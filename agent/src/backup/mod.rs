@@ -34,7 +34,7 @@ pub mod stream;
 pub mod walk;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use stowage_protocol::api::UploadSession;
@@ -111,6 +111,9 @@ pub struct Job {
     pub progress: bool,
     /// Reader threads of the walk.
     pub readers: usize,
+    /// The run's counters, shared so a caller can watch them and ask the
+    /// walk to stop ([`Stats::request_stop`]).
+    pub stats: Arc<Stats>,
 }
 
 /// What a finished run hands to the commit.
@@ -183,7 +186,7 @@ pub fn run_job(job: Job) -> anyhow::Result<JobOutput> {
         job.upload,
     )
     .context("unable to start the upload engine")?;
-    let stats = Stats::default();
+    let stats = &*job.stats;
     let (root, new_cache) = match &job.source {
         Source::Paths {
             sources,
@@ -210,12 +213,12 @@ pub fn run_job(job: Job) -> anyhow::Result<JobOutput> {
                 excludes,
                 old_cache: old_cache.as_ref(),
                 new_cache: &new_cache,
-                stats: &stats,
+                stats,
                 reporter: &reporter,
                 readers: job.readers,
                 one_file_system: *one_file_system,
             };
-            let root = reporter.track(&stats, sources, excludes, *one_file_system, || {
+            let root = reporter.track(stats, sources, excludes, *one_file_system, || {
                 walk::walk(&context)
             })?;
             (
@@ -231,7 +234,7 @@ pub fn run_job(job: Job) -> anyhow::Result<JobOutput> {
                 &job.keys.id_key,
                 name,
                 command.as_deref(),
-                &stats,
+                stats,
             )?;
             (root, None)
         }

@@ -1,14 +1,19 @@
 //! Counters of one backup run and the list of source errors, shared by the
-//! walk's threads; warnings go to the [`Reporter`] as they happen.
+//! walk's threads; warnings go to the [`Reporter`] as they happen. The
+//! caller may hold them too (the daemon reads the counters while the backup
+//! runs, and may ask it to stop).
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde::Serialize;
 use stowage_protocol::snapshot::{MAX_SOURCE_ERRORS, RawPath, SourceError};
 
 use super::progress::Reporter;
+
+/// Why a walk asked to stop ended.
+pub const STOPPED: &str = "the backup was stopped before it finished";
 
 /// Live counters (atomics, updated by every walk thread).
 #[derive(Debug, Default)]
@@ -45,6 +50,9 @@ pub struct Stats {
     pub changed_while_read: AtomicU64,
     /// Every source error, up to [`MAX_SOURCE_ERRORS`].
     errors: Mutex<Vec<SourceError>>,
+    /// Set by whoever runs the backup to stop it: the walk takes no new
+    /// task once it is set (a file being read is finished first).
+    stop: AtomicBool,
 }
 
 /// The final counts, for the summary.
@@ -125,6 +133,16 @@ impl Stats {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Asks the walk to stop: it fails with [`STOPPED`] after the files in hand.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Stats::request_stop`] was called.
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// Every error, past the list's cap too.

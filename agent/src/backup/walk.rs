@@ -209,6 +209,11 @@ impl Engine<'_> {
                     if queue.outcome.is_some() {
                         return;
                     }
+                    if self.context.stats.stop_requested() {
+                        queue.outcome = Some(Err(anyhow::anyhow!(super::stats::STOPPED)));
+                        self.ready.notify_all();
+                        return;
+                    }
                     if let Some(task) = queue.tasks.pop() {
                         queue.active += 1;
                         break task;

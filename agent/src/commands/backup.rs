@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -22,7 +23,7 @@ use stowage_protocol::tree::EntryName;
 
 use crate::backup::exclude::Excludes;
 use crate::backup::source::Sources;
-use crate::backup::stats::Counts;
+use crate::backup::stats::{Counts, Stats};
 use crate::backup::{self, Job, JobOutput, Source};
 use crate::cli::{BackupArgs, Global, Outcome};
 use crate::context::AgentContext;
@@ -37,7 +38,7 @@ use crate::upload::{UploadOptions, UploadProgress};
 /// Not enrolled, a path argument that does not exist, an invalid exclude
 /// pattern, a failing `--command`, or the server refusing (named).
 pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<Outcome> {
-    run_for_plan(global, args, None)
+    run_for_plan(global, args, None, Arc::default())
         .await
         .map(|finished| finished.outcome)
 }
@@ -56,7 +57,8 @@ pub struct Finished {
 }
 
 /// `stowage backup` for plan `plan` (recorded in the session and the
-/// snapshot), as the daemon runs it.
+/// snapshot), as the daemon runs it, counting into `stats` (which the
+/// daemon reads for its progress reports, and may ask to stop).
 ///
 /// # Errors
 ///
@@ -65,6 +67,7 @@ pub async fn run_for_plan(
     global: &Global,
     args: BackupArgs,
     plan: Option<PlanId>,
+    stats: Arc<Stats>,
 ) -> anyhow::Result<Finished> {
     let started_at = Utc::now();
     let clock = Instant::now();
@@ -98,6 +101,7 @@ pub async fn run_for_plan(
         low_priority: args.low_priority,
         progress: !global.no_progress && !args.json,
         readers: backup::default_readers(),
+        stats,
     };
     let output = backup::run_on_thread(job).await?;
     let record = SnapshotRecord {

@@ -6,5 +6,6 @@ pub mod daemon;
 pub mod enroll;
 pub mod ls;
 pub mod restore;
+pub mod service;
 pub mod snapshots;
 pub mod verify;

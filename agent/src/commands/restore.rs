@@ -8,6 +8,7 @@
 
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -43,6 +44,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<Outcome> 
         overwrite: args.overwrite,
         filter: Filter::new(args.include.iter().map(|p| p.as_os_str().as_bytes())),
         show_progress: !args.json && !global.no_progress && std::io::stderr().is_terminal(),
+        tally: Arc::default(),
     };
     let summary = restore::restore(&reader, start, &args.target, &options).await?;
     if args.json {
@@ -51,26 +53,12 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<Outcome> 
             summary_json(&item.id.to_hex(), &args.target, &summary)
         );
     } else {
-        eprintln!(
-            "restored {} files ({}), {} directories, {} hard links, {} other entries into {} in {:.1}s; {} left as they were",
-            summary.counts.files,
-            Bytes(summary.bytes),
-            summary.counts.dirs,
-            summary.counts.hardlinks,
-            summary.counts.special,
-            args.target.display(),
-            summary.duration.as_secs_f64(),
-            summary.counts.skipped,
-        );
+        eprintln!("{}", summary_line(&summary, &args.target));
     }
-    report(&summary.problems);
-    let errors = summary
-        .problems
-        .errors
-        .iter()
-        .map(|(path, _)| path)
-        .collect::<std::collections::HashSet<_>>()
-        .len();
+    for line in problem_lines(&summary.problems) {
+        eprintln!("{line}");
+    }
+    let errors = failed_entries(&summary.problems);
     if errors > 0 {
         anyhow::bail!(
             "restore of snapshot {} into {} finished with {errors} entries not restored (listed above)",
@@ -86,21 +74,50 @@ fn split_spec(spec: &str) -> (&str, &str) {
     spec.split_once(':').unwrap_or((spec, ""))
 }
 
-/// Prints warnings, then errors grouped by cause (one damaged blob → all its files).
-fn report(problems: &Problems) {
+/// What a restore did, in one line.
+pub fn summary_line(summary: &Summary, target: &Path) -> String {
+    format!(
+        "restored {} files ({}), {} directories, {} hard links, {} other entries into {} in {:.1}s; {} left as they were",
+        summary.counts.files,
+        Bytes(summary.bytes),
+        summary.counts.dirs,
+        summary.counts.hardlinks,
+        summary.counts.special,
+        target.display(),
+        summary.duration.as_secs_f64(),
+        summary.counts.skipped,
+    )
+}
+
+/// Warnings, then errors grouped by cause (one damaged blob → all its
+/// files), one line each.
+pub fn problem_lines(problems: &Problems) -> Vec<String> {
+    let mut lines = Vec::new();
     for (path, warning) in &problems.warnings {
-        eprintln!("warning: {}: {warning}", String::from_utf8_lossy(path));
+        lines.push(format!(
+            "warning: {}: {warning}",
+            String::from_utf8_lossy(path)
+        ));
     }
     for (cause, paths) in group(&problems.errors) {
         if paths.len() == 1 {
-            eprintln!("error: {}: {cause}", paths[0]);
+            lines.push(format!("error: {}: {cause}", paths[0]));
         } else {
-            eprintln!("error: {cause}; affects {} entries:", paths.len());
-            for path in paths {
-                eprintln!("  {path}");
-            }
+            lines.push(format!("error: {cause}; affects {} entries:", paths.len()));
+            lines.extend(paths.into_iter().map(|path| format!("  {path}")));
         }
     }
+    lines
+}
+
+/// How many distinct entries failed to restore.
+pub fn failed_entries(problems: &Problems) -> usize {
+    problems
+        .errors
+        .iter()
+        .map(|(path, _)| path)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// Errors grouped by message, in first-seen order.
@@ -118,7 +135,7 @@ fn group(errors: &[(Vec<u8>, String)]) -> Vec<(&str, Vec<String>)> {
     groups
 }
 
-fn summary_json(snapshot: &str, target: &std::path::Path, summary: &Summary) -> serde_json::Value {
+fn summary_json(snapshot: &str, target: &Path, summary: &Summary) -> serde_json::Value {
     let entries = |list: &[(Vec<u8>, String)]| {
         list.iter()
             .map(|(path, message)| {

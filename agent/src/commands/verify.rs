@@ -45,7 +45,10 @@ pub async fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_report(&report);
+        for line in problem_lines(&report) {
+            eprintln!("{line}");
+        }
+        println!("{}", summary_line(&report));
     }
     if report.problems.is_empty() {
         Ok(Outcome::Success)
@@ -58,24 +61,32 @@ pub async fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<Outcome> {
     }
 }
 
-fn print_report(report: &VerifyReport) {
-    for problem in &report.problems {
-        eprintln!("problem: {problem}");
-    }
+/// Each problem, then each damaged file, one line each.
+pub fn problem_lines(report: &VerifyReport) -> Vec<String> {
+    let mut lines: Vec<String> = report
+        .problems
+        .iter()
+        .map(|problem| format!("problem: {problem}"))
+        .collect();
     for file in &report.affected_files {
-        eprintln!(
+        lines.push(format!(
             "damaged: snapshot {} file {:?} (blob {})",
             &file.snapshot.to_hex()[..16],
             file.path,
             file.blob
-        );
+        ));
     }
     if report.affected_file_count > report.affected_files.len() as u64 {
-        eprintln!(
+        lines.push(format!(
             "… and {} more damaged files",
             report.affected_file_count - report.affected_files.len() as u64
-        );
+        ));
     }
+    lines
+}
+
+/// What was checked and the verdict, in one line.
+pub fn summary_line(report: &VerifyReport) -> String {
     let data = if report.read_data {
         format!(
             ", {} blobs read ({})",
@@ -85,7 +96,7 @@ fn print_report(report: &VerifyReport) {
     } else {
         String::new()
     };
-    println!(
+    format!(
         "checked {} snapshots: {} trees, {} files, {} chunks in {} packs{data} in {:.1} s - {}",
         report.snapshots,
         report.trees,
@@ -98,5 +109,5 @@ fn print_report(report: &VerifyReport) {
         } else {
             format!("{} problems", report.problems.len())
         }
-    );
+    )
 }

@@ -226,7 +226,8 @@ pub fn cache_root(explicit: Option<PathBuf>) -> PathBuf {
         )
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (its effective user).
+pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     // The owner of /proc/self is the effective user; no libc call needed.
     std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)

@@ -160,4 +160,4 @@ impl RepoReader {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

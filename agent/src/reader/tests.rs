@@ -1,6 +1,8 @@
 //! The reader against packs built with the protocol crate and served by a
 //! minimal HTTP/1.1 stand-in for the server's locate and ranged pack reads
-//! (the real server is exercised by the end-to-end tests).
+//! (the real server is exercised by the end-to-end tests). The stand-in
+//! ([`Store`], [`pack`], [`serve`], [`reader`]) also serves other modules'
+//! tests that need real chunks.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,13 +22,13 @@ use crate::api::{RetryPolicy, ServerClient};
 use crate::throttle::Throttle;
 
 #[derive(Default)]
-struct Store {
-    packs: HashMap<PackId, Vec<u8>>,
-    index: HashMap<BlobId, BlobLocation>,
+pub(crate) struct Store {
+    pub(crate) packs: HashMap<PackId, Vec<u8>>,
+    pub(crate) index: HashMap<BlobId, BlobLocation>,
 }
 
 /// Serves `store`; returns the base URL and a counter of range requests.
-async fn serve(store: Store) -> (url::Url, Arc<AtomicUsize>) {
+pub(crate) async fn serve(store: Store) -> (url::Url, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap())
         .parse()
@@ -112,7 +114,7 @@ async fn answer(
 }
 
 /// Seals `blobs` (kind, plaintext) into one pack; indexes and stores it.
-fn pack(store: &mut Store, keys: &TenantKeys, blobs: &[(BlobKind, Vec<u8>)]) -> PackId {
+pub(crate) fn pack(store: &mut Store, keys: &TenantKeys, blobs: &[(BlobKind, Vec<u8>)]) -> PackId {
     let data_key = DataKey::random();
     let mut writer = PackWriter::new(&seal_data_key_random(&data_key, &keys.public_key()).unwrap());
     for (kind, plain) in blobs {
@@ -135,7 +137,7 @@ fn pack(store: &mut Store, keys: &TenantKeys, blobs: &[(BlobKind, Vec<u8>)]) -> 
     pack_id
 }
 
-fn reader(url: &url::Url, keys: &TenantKeys) -> RepoReader {
+pub(crate) fn reader(url: &url::Url, keys: &TenantKeys) -> RepoReader {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = ServerClient::new(reqwest::Client::builder().build().unwrap(), url)
         .with_retry(RetryPolicy::default());

@@ -53,6 +53,9 @@ pub struct RestoreOptions {
     pub filter: Filter,
     /// Show a progress bar on standard error.
     pub show_progress: bool,
+    /// Where files and bytes written are counted, for a watcher (the
+    /// daemon's progress reports); a fresh one when nobody watches.
+    pub tally: Arc<crate::tally::Tally>,
 }
 
 /// How many entries of each kind were restored or skipped.
@@ -197,6 +200,7 @@ pub async fn restore_listing(
         total_files,
         total_bytes,
         options.show_progress,
+        Arc::clone(&options.tally),
     ));
     let files = Arc::new(files);
     let (written, found) = content::restore(

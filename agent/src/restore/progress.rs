@@ -2,26 +2,30 @@
 //!
 //! Totals are known before any content is written (the trees give every
 //! file and size), so the bar shows files, bytes, rate and an ETA. The
-//! counters are plain atomics: the writers never wait for the display.
+//! counters are a [`Tally`] the caller may share, so the daemon can report
+//! them while the restore runs; the writers never wait for the display.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::tally::Tally;
+
 /// Files and bytes written so far, against the totals.
 #[derive(Debug)]
 pub struct Progress {
-    files: AtomicU64,
-    bytes: AtomicU64,
+    /// Files and bytes written, shared with whoever watches the restore.
+    tally: Arc<Tally>,
     total_files: u64,
     bar: ProgressBar,
 }
 
 impl Progress {
     /// Counters for `total_files` files of `total_bytes` bytes, with a bar
-    /// on standard error when `show` (a terminal and no --no-progress / --json).
-    pub fn new(total_files: u64, total_bytes: u64, show: bool) -> Self {
+    /// on standard error when `show` (a terminal and no --no-progress / --json),
+    /// counting into `tally`.
+    pub fn new(total_files: u64, total_bytes: u64, show: bool, tally: Arc<Tally>) -> Self {
         let bar = if show {
             let bar = ProgressBar::new(total_bytes);
             let style = ProgressStyle::with_template(
@@ -35,8 +39,7 @@ impl Progress {
             ProgressBar::hidden()
         };
         let progress = Self {
-            files: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
+            tally,
             total_files,
             bar,
         };
@@ -46,28 +49,25 @@ impl Progress {
 
     /// One more file finished (written or failed).
     pub fn add_file(&self) {
-        self.files.fetch_add(1, Ordering::Relaxed);
+        self.tally.add_file();
         self.refresh();
     }
 
     /// `bytes` more content written.
     pub fn add_bytes(&self, bytes: u64) {
-        let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let total = self.tally.add_bytes(bytes);
         self.bar.set_position(total);
     }
 
     /// Content bytes written so far.
     pub fn bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.tally.bytes()
     }
 
     fn refresh(&self) {
         if !self.bar.is_hidden() {
-            self.bar.set_message(format!(
-                "files {}/{}",
-                self.files.load(Ordering::Relaxed),
-                self.total_files
-            ));
+            self.bar
+                .set_message(format!("files {}/{}", self.tally.files(), self.total_files));
         }
     }
 
@@ -83,7 +83,8 @@ mod tests {
 
     #[test]
     fn counters_add_up_across_threads() {
-        let progress = Progress::new(10, 1000, false);
+        let tally = Arc::new(Tally::default());
+        let progress = Progress::new(10, 1000, false, Arc::clone(&tally));
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -94,5 +95,6 @@ mod tests {
             }
         });
         assert_eq!(progress.bytes(), 1000);
+        assert_eq!(tally.bytes(), 1000, "the shared tally sees the same count");
     }
 }

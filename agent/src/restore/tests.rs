@@ -82,6 +82,7 @@ async fn run(nodes: Vec<Node>, target: &Path, overwrite: Overwrite) -> Summary {
         overwrite,
         filter: Filter::default(),
         show_progress: false,
+        tally: std::sync::Arc::default(),
     };
     restore_listing(&offline_reader(), listing, target, &options, Instant::now())
         .await

@@ -279,6 +279,37 @@ fn a_cache_of_another_snapshot_is_not_used() {
 }
 
 #[test]
+fn a_walk_asked_to_stop_takes_no_task_and_fails_saying_it_was_stopped() {
+    // Arrange
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    sample_tree(&dir);
+    let sink = MemorySink::new();
+    let sources = Sources::resolve(&[dir], Path::new("/")).unwrap();
+    let stats = Stats::default();
+    stats.request_stop();
+    let reporter = Reporter::new(false);
+    let new_cache = Mutex::new(None);
+    let context = WalkContext {
+        sink: &sink,
+        id_key: &sink.key,
+        sources: &sources,
+        excludes: &Excludes::none(),
+        old_cache: None,
+        new_cache: &new_cache,
+        stats: &stats,
+        reporter: &reporter,
+        readers: 2,
+        one_file_system: false,
+    };
+    // Act
+    let error = walk(&context).unwrap_err();
+    // Assert
+    assert_eq!(error.to_string(), crate::backup::stats::STOPPED);
+    assert_eq!(stats.counts().files, 0, "no file was read after the stop");
+}
+
+#[test]
 fn excluded_paths_are_left_out() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("data");
