@@ -22,6 +22,13 @@
 //! address_per_second = 5    # per client address, for requests without a
 //! address_burst = 20        # valid credential (enrollment, failed logins)
 //!
+//! [jobs]                    # see the `jobs` module below
+//! lease = "10m"
+//!
+//! [scheduler]
+//! tick = "5s"
+//! clock_speed = 1           # a testing aid; leave it at 1
+//!
 //! [s3]
 //! endpoint = "http://minio:9000"
 //! bucket = "stowage"
@@ -41,7 +48,8 @@
 //! `STOWAGE_S3_ACCESS_KEY`, `STOWAGE_S3_SECRET_KEY`, `STOWAGE_S3_PATH_STYLE`,
 //! `STOWAGE_TLS_CERT`, `STOWAGE_TLS_KEY`, `STOWAGE_AGENT_RATE_LIMIT`,
 //! `STOWAGE_AGENT_RATE_BURST`, `STOWAGE_ADDRESS_RATE_LIMIT`,
-//! `STOWAGE_ADDRESS_RATE_BURST`.
+//! `STOWAGE_ADDRESS_RATE_BURST`, `STOWAGE_JOB_LEASE`, `STOWAGE_SCHEDULER_TICK`,
+//! `STOWAGE_SCHEDULER_CLOCK_SPEED`, `STOWAGE_SCHEDULER_CLOCK_ORIGIN`.
 //!
 //! With a TLS certificate chain and key (both PEM) the server serves HTTPS
 //! itself; with neither it serves plain HTTP (for loopback, or behind a
@@ -96,6 +104,10 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// Request budgets per agent credential and per client address.
     pub rate_limits: RateLimitSettings,
+    /// How long a claim keeps a job.
+    pub jobs: JobSettings,
+    /// The scheduler's tick and clock.
+    pub scheduler: SchedulerSettings,
 }
 
 /// Connection settings of the database.
@@ -179,8 +191,11 @@ pub enum ConfigError {
     },
 }
 
+mod jobs;
 mod layers;
 mod values;
+
+pub use jobs::{DEFAULT_LEASE, DEFAULT_TICK, JobSettings, MAX_CLOCK_SPEED, SchedulerSettings};
 
 /// The standard AWS variables read when the S3 store is configured without
 /// `STOWAGE_S3_ACCESS_KEY`/`STOWAGE_S3_SECRET_KEY`. Only static keys are
@@ -306,6 +321,9 @@ impl Settings {
             )?,
         };
 
+        let jobs = jobs::job_settings(&layers, file.jobs)?;
+        let scheduler = jobs::scheduler_settings(&layers, file.scheduler)?;
+
         Ok(Self {
             listen,
             data_dir,
@@ -314,6 +332,8 @@ impl Settings {
             log,
             tls,
             rate_limits,
+            jobs,
+            scheduler,
         })
     }
 }
