@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod migrations;
 pub mod packs;
 pub mod plans;
+pub mod queued_jobs;
 pub mod snapshots;
 pub mod tenant_keys;
 pub mod tenants;
