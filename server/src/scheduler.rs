@@ -59,12 +59,19 @@ pub struct TickReport {
 /// One tick: fails the jobs whose lease ended before now on the wall
 /// clock, then enqueues the due slots as of now on `clock`.
 ///
+/// "Now" is read after the plans are: a tick then never enqueues a slot
+/// older than one another instance's tick (whose now came before this
+/// read) might have skipped. Read before, a tick whose now is just before
+/// a slot boundary could read another instance's newer slot for some
+/// agents and leave them without the older slot the others got.
+///
 /// # Errors
 ///
 /// A failed query or insert; what was not reached is tried next tick.
 pub async fn tick(db: &Database, clock: &ScheduleClock) -> Result<TickReport, DbError> {
     let expired = job_claims::expire_leases(db, Utc::now()).await?;
-    let report = enqueue_due(db, clock.now()).await?;
+    let targets = jobs::schedule_targets(db).await?;
+    let report = enqueue_due_for(db, targets, clock.now()).await?;
     Ok(TickReport { expired, ..report })
 }
 
@@ -75,8 +82,16 @@ pub async fn tick(db: &Database, clock: &ScheduleClock) -> Result<TickReport, Db
 ///
 /// A failed query or insert; the slots not reached are tried next tick.
 pub async fn enqueue_due(db: &Database, now: DateTime<Utc>) -> Result<TickReport, DbError> {
+    enqueue_due_for(db, jobs::schedule_targets(db).await?, now).await
+}
+
+async fn enqueue_due_for(
+    db: &Database,
+    targets: Vec<jobs::ScheduleTarget>,
+    now: DateTime<Utc>,
+) -> Result<TickReport, DbError> {
     let mut report = TickReport::default();
-    for target in jobs::schedule_targets(db).await? {
+    for target in targets {
         let schedule = match Schedule::parse(&target.schedule, &target.timezone) {
             Ok(schedule) => schedule,
             Err(error) => {
