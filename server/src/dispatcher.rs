@@ -26,8 +26,9 @@
 //!   waits, none while none waits; it reads the queued rows of the partial
 //!   index and returns the agents of the jobs queued in the last
 //!   [`NEWS_WINDOW`]. Per claim: one query on arrival, one per wake, one
-//!   per [`FALLBACK`] (1,000 agents waiting 30 s each: about 33 arrivals
-//!   and 50 fallbacks a second at most, spread out). Per job: one claim.
+//!   per [`FALLBACK`] of waiting beyond the first, none at the end of the
+//!   wait. 1,000 idle agents waiting 30 s each: about 33 arrival queries
+//!   and 4 dispatcher passes a second. Per job: one claim.
 //! - Memory: one map entry (a `Notify`) per agent with a waiting claim on
 //!   this instance, removed when its last waiting claim leaves.
 //! - Latency from commit to claim: half a [`PASS`] on average, at most one
@@ -51,8 +52,10 @@ use crate::db::{Database, queued_jobs};
 
 /// How often the dispatcher asks for agents with new jobs.
 pub const PASS: Duration = Duration::from_millis(250);
-/// How often a waiting claim looks for a job on its own, woken or not.
-pub const FALLBACK: Duration = Duration::from_secs(20);
+/// How often a waiting claim looks for a job on its own, woken or not:
+/// only a claim waiting longer than this (the agent daemon waits 30 s)
+/// ever does, since each claim looks when it arrives.
+pub const FALLBACK: Duration = Duration::from_secs(30);
 /// How long a queued job counts as news: its agent's claims are woken on
 /// every pass within this time of its `created_at` until it is claimed.
 pub const NEWS_WINDOW: Duration = Duration::from_secs(20);
