@@ -122,7 +122,7 @@ pub async fn enroll(
 #[derive(Debug)]
 pub struct Running {
     claims: Arc<Mutex<Vec<Claim>>>,
-    errors: Arc<AtomicU64>,
+    errors: Arc<Errors>,
     tasks: JoinSet<()>,
 }
 
@@ -133,6 +133,8 @@ pub struct Report {
     pub claims: Vec<Claim>,
     /// Requests that failed (connection errors, 5xx, a refused finish).
     pub errors: u64,
+    /// What the first few failures were.
+    pub first_errors: Vec<String>,
 }
 
 /// Starts one task per agent: claim (waiting up to `wait_seconds`) from the
@@ -145,7 +147,7 @@ pub fn start(
     wait_seconds: u32,
 ) -> Running {
     let claims = Arc::new(Mutex::new(Vec::new()));
-    let errors = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Errors::default());
     let mut tasks = JoinSet::new();
     for (index, agent) in agents.iter().enumerate() {
         let worker = Worker {
@@ -183,7 +185,13 @@ impl Running {
             std::mem::take(&mut *self.claims.lock().unwrap_or_else(PoisonError::into_inner));
         Report {
             claims,
-            errors: self.errors.load(Ordering::Relaxed),
+            errors: self.errors.count.load(Ordering::Relaxed),
+            first_errors: self
+                .errors
+                .first
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
         }
     }
 }
@@ -195,7 +203,24 @@ struct Worker {
     index: usize,
     wait_seconds: u32,
     claims: Arc<Mutex<Vec<Claim>>>,
-    errors: Arc<AtomicU64>,
+    errors: Arc<Errors>,
+}
+
+/// Failed requests: how many, and the first few.
+#[derive(Debug, Default)]
+struct Errors {
+    count: AtomicU64,
+    first: Mutex<Vec<String>>,
+}
+
+impl Errors {
+    fn record(&self, what: String) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first.lock().unwrap_or_else(PoisonError::into_inner);
+        if first.len() < 10 {
+            first.push(what);
+        }
+    }
 }
 
 impl Worker {
@@ -211,7 +236,10 @@ impl Worker {
                     self.finish(job.job_id, &mut turn).await;
                 }
                 Ok(None) => {}
-                Err(_) => self.failed().await,
+                Err(error) => {
+                    self.failed(format!("claim at instance {instance}: {error:#}"))
+                        .await;
+                }
             }
         }
     }
@@ -230,7 +258,10 @@ impl Worker {
         match response.status().as_u16() {
             200 => Ok(Some(response.json().await?)),
             204 => Ok(None),
-            status => bail!("claim answered {status}"),
+            status => bail!(
+                "answered {status}: {}",
+                response.text().await.unwrap_or_default()
+            ),
         }
     }
 
@@ -263,10 +294,13 @@ impl Worker {
             match sent.map(|response| response.status().as_u16()) {
                 Ok(204) => return,
                 Ok(404) => {
-                    self.errors.fetch_add(1, Ordering::Relaxed);
+                    self.errors.record(format!(
+                        "finish of job {job}: 404, not this agent's running job"
+                    ));
                     return;
                 }
-                _ => self.failed().await,
+                Ok(status) => self.failed(format!("finish of job {job}: {status}")).await,
+                Err(error) => self.failed(format!("finish of job {job}: {error:#}")).await,
             }
         }
     }
@@ -283,8 +317,8 @@ impl Worker {
             });
     }
 
-    async fn failed(&self) {
-        self.errors.fetch_add(1, Ordering::Relaxed);
+    async fn failed(&self, what: String) {
+        self.errors.record(what);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

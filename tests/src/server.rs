@@ -96,7 +96,7 @@ impl TestServer {
         Some(Self::spawn(
             env,
             data_dir,
-            binary.unwrap_or(binaries::server()),
+            binary.unwrap_or_else(|| binaries::server()),
         ))
     }
 
@@ -208,7 +208,7 @@ impl TestServer {
     /// Runs `stowage-server ARGS` with the server's settings; returns stdout,
     /// panicking with stderr when the command fails.
     pub fn admin(&self, args: &[&str]) -> String {
-        let output = Command::new(binaries::server())
+        let output = Command::new(&self.binary)
             .args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))

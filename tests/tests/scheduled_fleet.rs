@@ -1,7 +1,7 @@
 //! Scale-out scheduling and dispatch, end to end: two real `stowage-server`
 //! processes on one PostgreSQL database (and one bucket), a `* * * * *`
 //! plan on 50 agents enrolled through the real API, the schedule clock at
-//! 30× (a slot every 2 wall seconds), and 50 simulated agents long-polling
+//! 20× (a slot every 3 wall seconds), and 50 simulated agents long-polling
 //! both instances in turn and finishing each job at once. After at least
 //! ten slots the schedule is stopped, the agents drain the queue, and the
 //! jobs are counted: one per agent and slot, no slot missing for any agent
@@ -16,7 +16,11 @@ use stowage_e2e::server::{Backend, TestServer};
 
 const AGENTS: usize = 50;
 const SLOTS: i64 = 10;
-const CLOCK_SPEED: &str = "30";
+/// A slot every 3 wall seconds. The scheduler collapses slots missed while
+/// no tick ran (downtime) into one catch-up run, by design; at 30× a stall
+/// of both debug instances for 2 s on a loaded 2-core machine was seen to
+/// collapse one slot, so the clock leaves more room.
+const CLOCK_SPEED: &str = "20";
 
 /// The tenant's jobs, as `stowage-server jobs --json` lists them.
 fn jobs(server: &TestServer, tenant: &str) -> Vec<serde_json::Value> {
@@ -116,7 +120,7 @@ fn two_instances_give_fifty_agents_every_scheduled_slot_exactly_once() {
     // would) and the fleet drains what is queued.
     let running = runtime.block_on(async { fleet::start(&client, &urls, &agents, 5) });
     let slots = "SELECT COUNT(DISTINCT slot_at) FROM jobs";
-    wait_until(Duration::from_secs(45), "ten slots were enqueued", || {
+    wait_until(Duration::from_secs(50), "ten slots were enqueued", || {
         first.query_number(slots) > SLOTS
     });
     first.execute_sql("DELETE FROM plan_agents");
@@ -135,6 +139,16 @@ fn two_instances_give_fifty_agents_every_scheduled_slot_exactly_once() {
         listed.len(),
         started.elapsed()
     );
+
+    for (n, server) in [&first, &second].into_iter().enumerate() {
+        for line in server
+            .log()
+            .lines()
+            .filter(|line| !line.contains(" INFO ") || line.contains("scheduled due slots"))
+        {
+            eprintln!("instance {n}: {line}");
+        }
+    }
 
     // Assert
     every_agent_has_every_slot_once(&listed);
@@ -199,5 +213,9 @@ fn every_job_was_claimed_once(listed: &[serde_json::Value], report: &fleet::Repo
         "both instances answered claims ({by_first} of {} by the first)",
         report.claims.len()
     );
-    assert_eq!(report.errors, 0, "requests failed");
+    assert_eq!(
+        report.errors, 0,
+        "requests failed, first: {:?}",
+        report.first_errors
+    );
 }
