@@ -138,8 +138,10 @@ pub struct Report {
 }
 
 /// Starts one task per agent: claim (waiting up to `wait_seconds`) from the
-/// instances of `urls` in turn, and finish each job at once. Must be called
-/// inside a Tokio runtime.
+/// instances of `urls` in turn, and finish each job at once. The agents'
+/// first claims are spread evenly over one wait, as daemons started at
+/// different times would be, not all sent at once. Must be called inside a
+/// Tokio runtime.
 pub fn start(
     client: &reqwest::Client,
     urls: &[String],
@@ -149,8 +151,13 @@ pub fn start(
     let claims = Arc::new(Mutex::new(Vec::new()));
     let errors = Arc::new(Errors::default());
     let mut tasks = JoinSet::new();
+    let spread = Duration::from_secs(u64::from(wait_seconds));
     for (index, agent) in agents.iter().enumerate() {
         let worker = Worker {
+            first_claim_after: spread
+                .checked_div(u32::try_from(agents.len()).unwrap_or(u32::MAX))
+                .unwrap_or_default()
+                .saturating_mul(u32::try_from(index).unwrap_or(u32::MAX)),
             client: client.clone(),
             urls: urls.to_vec(),
             agent: agent.clone(),
@@ -197,6 +204,7 @@ impl Running {
 }
 
 struct Worker {
+    first_claim_after: Duration,
     client: reqwest::Client,
     urls: Vec<String>,
     agent: FleetAgent,
@@ -225,6 +233,7 @@ impl Errors {
 
 impl Worker {
     async fn run(self) {
+        tokio::time::sleep(self.first_claim_after).await;
         // Agents start on different instances and move on after every request.
         let mut turn = self.index;
         loop {

@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! job-load --server-bin target/release/stowage-server [--agents 1000]
-//!     [--rounds 5] [--every 10] [--wait 30] [--idle 15] [--postgres]
+//!     [--rounds 5] [--every 10] [--wait 30] [--idle 30] [--postgres]
 //! ```
 
 use std::collections::HashMap;
@@ -46,7 +46,7 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     wait: u32,
     /// Seconds of idle measurement (every agent waiting, no job) first.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 30)]
     idle: u64,
     /// PostgreSQL and S3 (`STOWAGE_TEST_POSTGRES_URL`, `STOWAGE_TEST_S3_*`)
     /// instead of SQLite and the local store.
@@ -175,7 +175,8 @@ fn measure(
     let urls = [server.url.clone()];
     let me = std::process::id();
     let running = runtime.block_on(async { fleet::start(client, &urls, agents, args.wait) });
-    std::thread::sleep(Duration::from_secs(3));
+    // Every agent has sent its first claim after one wait.
+    std::thread::sleep(Duration::from_secs(u64::from(args.wait) + 1));
     let idle_start = (usage(server.pid())?, usage(me)?);
     std::thread::sleep(Duration::from_secs(args.idle));
     let idle_end = (usage(server.pid())?, usage(me)?);
