@@ -25,6 +25,13 @@
 //! [agents]
 //! offline_after = "3m"      # an agent silent this long shows as offline
 //!
+//! [jobs]                    # see the `jobs` module below
+//! lease = "10m"
+//!
+//! [scheduler]
+//! tick = "5s"
+//! clock_speed = 1           # a testing aid; leave it at 1
+//!
 //! [s3]
 //! endpoint = "http://minio:9000"
 //! bucket = "stowage"
@@ -44,7 +51,9 @@
 //! `STOWAGE_S3_ACCESS_KEY`, `STOWAGE_S3_SECRET_KEY`, `STOWAGE_S3_PATH_STYLE`,
 //! `STOWAGE_TLS_CERT`, `STOWAGE_TLS_KEY`, `STOWAGE_AGENT_RATE_LIMIT`,
 //! `STOWAGE_AGENT_RATE_BURST`, `STOWAGE_ADDRESS_RATE_LIMIT`,
-//! `STOWAGE_ADDRESS_RATE_BURST`, `STOWAGE_AGENT_OFFLINE_AFTER`.
+//! `STOWAGE_ADDRESS_RATE_BURST`, `STOWAGE_AGENT_OFFLINE_AFTER`, `STOWAGE_JOB_LEASE`,
+//! `STOWAGE_SCHEDULER_TICK`, `STOWAGE_SCHEDULER_CLOCK_SPEED`,
+//! `STOWAGE_SCHEDULER_CLOCK_ORIGIN`.
 //!
 //! With a TLS certificate chain and key (both PEM) the server serves HTTPS
 //! itself; with neither it serves plain HTTP (for loopback, or behind a
@@ -101,6 +110,10 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     /// How agents' presence is judged.
     pub agents: AgentSettings,
+    /// How long a claim keeps a job.
+    pub jobs: JobSettings,
+    /// The scheduler's tick and clock.
+    pub scheduler: SchedulerSettings,
 }
 
 /// How agents' presence is judged.
@@ -196,8 +209,11 @@ pub enum ConfigError {
     },
 }
 
+mod jobs;
 mod layers;
 mod values;
+
+pub use jobs::{DEFAULT_LEASE, DEFAULT_TICK, JobSettings, MAX_CLOCK_SPEED, SchedulerSettings};
 
 /// The standard AWS variables read when the S3 store is configured without
 /// `STOWAGE_S3_ACCESS_KEY`/`STOWAGE_S3_SECRET_KEY`. Only static keys are
@@ -214,8 +230,8 @@ use crate::rate_limit::{Budget, RateLimitSettings};
 use crate::tls::TlsSettings;
 use layers::{FileSettings, Layers, S3Layers, Sourced, TlsLayers, read_file};
 use values::{
-    default_listen, parse_count, parse_database_url, parse_dir, parse_duration, parse_listen,
-    parse_log, redact_url_password,
+    default_listen, parse_count, parse_database_url, parse_dir, parse_listen, parse_log,
+    redact_url_password,
 };
 
 impl Settings {
@@ -323,16 +339,9 @@ impl Settings {
             )?,
         };
 
-        let agents_file = file.agents.unwrap_or_default();
-        let agents = AgentSettings {
-            offline_after: layers
-                .get(
-                    "STOWAGE_AGENT_OFFLINE_AFTER",
-                    "agents.offline_after",
-                    agents_file.offline_after,
-                )
-                .map_or(Ok(DEFAULT_OFFLINE_AFTER), |v| parse_duration(&v))?,
-        };
+        let agents = jobs::agent_settings(&layers, file.agents)?;
+        let jobs = jobs::job_settings(&layers, file.jobs)?;
+        let scheduler = jobs::scheduler_settings(&layers, file.scheduler)?;
 
         Ok(Self {
             listen,
@@ -343,6 +352,8 @@ impl Settings {
             tls,
             rate_limits,
             agents,
+            jobs,
+            scheduler,
         })
     }
 }

@@ -27,12 +27,15 @@
 //! - [`db`]: the only module with SQL; migrations are embedded from `migrations/`.
 //! - [`storage`]: the only module that talks to S3; local, S3 and in-memory stores.
 //! - [`rate_limit`]: per-credential and per-address request budgets (429 with `Retry-After`).
+//! - [`scheduler`]: due schedule slots → jobs, expired leases → failed jobs, on every instance.
+//! - [`dispatcher`]: wakes an agent's waiting job claims when a job for it is queued.
 //! - [`ingest`]: a pack upload body → checked temp file → object store → index, no HTTP.
 
 pub mod auth;
 pub mod cli;
 pub mod configuration;
 pub mod db;
+pub mod dispatcher;
 pub mod domain;
 pub mod ingest;
 pub mod operations;

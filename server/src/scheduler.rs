@@ -1,16 +1,20 @@
 //! The scheduler: turns due schedule slots into jobs.
 //!
-//! Every server instance runs it, every [`TICK`]. A tick reads each agent
-//! of each plan with the newest slot already enqueued for it, finds the
-//! newest slot that is due (after that one and after the plan's creation,
-//! at or before now) and enqueues a job for it. The database decides who
-//! wins: a job's key is (tenant, plan, agent, slot) and the insert does
-//! nothing on a conflict, so however many instances tick at once, each
-//! slot gets exactly one job — no lock, no leader, no in-process state.
+//! Every server instance runs it, every tick ([`SchedulerSettings::tick`],
+//! 5 s by default). A tick reads each agent of each plan with the newest
+//! slot already enqueued for it, finds the newest slot that is due (after
+//! that one and after the plan's creation, at or before now) and enqueues a
+//! job for it. The database decides who wins: a job's key is (tenant, plan,
+//! agent, slot) and the insert does nothing on a conflict, so however many
+//! instances tick at once, each slot gets exactly one job — no lock, no
+//! leader, no in-process state.
 //!
 //! The same tick enqueues due restore tests ([`rehearsals`]) and fails
 //! every running job whose lease ran out (its agent
 //! stopped reporting), naming the reason ([`job_claims::expire_leases`]).
+//! "Now" for slots is the [`ScheduleClock`] (the wall clock, unless a test
+//! speeds it up); "now" for leases is always the wall clock, so a fast
+//! schedule clock never fails a job early.
 //!
 //! Only the newest due slot is enqueued. After downtime (of the server,
 //! or of every instance) the missed slots produce one catch-up run, not a
@@ -21,19 +25,24 @@
 //! insert when a slot is due. Finding the newest due slot looks back in
 //! growing windows (an hour, a day, a week, …), so a minutely schedule
 //! after a year's downtime still costs a few dozen steps, not half a million.
+//! A tick that enqueued jobs asks the [`Dispatcher`] to look for them at
+//! once, so agents waiting on this instance get them without waiting for
+//! its next pass.
 
-use std::time::Duration;
+mod clock;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use clock::ScheduleClock;
+
+use crate::configuration::SchedulerSettings;
 use crate::db::{Database, DbError, job_claims, jobs};
+use crate::dispatcher::Dispatcher;
 use crate::domain::Schedule;
 
 mod rehearsals;
-
-/// How often each instance looks for due slots: a slot's job is enqueued
-/// at most this long after the slot.
-pub const TICK: Duration = Duration::from_secs(5);
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,18 +61,42 @@ pub struct TickReport {
     pub rehearsals: u32,
 }
 
-/// Fails the jobs whose lease ended before `now`, then enqueues the
-/// newest due slot of every agent of every plan, as of `now`.
+/// One tick: fails the jobs whose lease ended before now on the wall
+/// clock, then enqueues the due slots as of now on `clock`.
+///
+/// "Now" is read after the plans are: a tick then never enqueues a slot
+/// older than one another instance's tick (whose now came before this
+/// read) might have skipped. Read before, a tick whose now is just before
+/// a slot boundary could read another instance's newer slot for some
+/// agents and leave them without the older slot the others got.
+///
+/// # Errors
+///
+/// A failed query or insert; what was not reached is tried next tick.
+pub async fn tick(db: &Database, clock: &ScheduleClock) -> Result<TickReport, DbError> {
+    let expired = job_claims::expire_leases(db, Utc::now()).await?;
+    let targets = jobs::schedule_targets(db).await?;
+    let report = enqueue_due_for(db, targets, clock.now()).await?;
+    Ok(TickReport { expired, ..report })
+}
+
+/// Enqueues the newest due slot of every agent of every plan, as of
+/// schedule time `now`.
 ///
 /// # Errors
 ///
 /// A failed query or insert; the slots not reached are tried next tick.
 pub async fn enqueue_due(db: &Database, now: DateTime<Utc>) -> Result<TickReport, DbError> {
-    let mut report = TickReport {
-        expired: job_claims::expire_leases(db, now).await?,
-        ..TickReport::default()
-    };
-    for target in jobs::schedule_targets(db).await? {
+    enqueue_due_for(db, jobs::schedule_targets(db).await?, now).await
+}
+
+async fn enqueue_due_for(
+    db: &Database,
+    targets: Vec<jobs::ScheduleTarget>,
+    now: DateTime<Utc>,
+) -> Result<TickReport, DbError> {
+    let mut report = TickReport::default();
+    for target in targets {
         let schedule = match Schedule::parse(&target.schedule, &target.timezone) {
             Ok(schedule) => schedule,
             Err(error) => {
@@ -115,13 +148,32 @@ fn newest_due(
     }
 }
 
-/// Runs [`enqueue_due`] every [`TICK`] until the task is dropped.
-pub async fn run(db: Database) {
-    let mut interval = tokio::time::interval(TICK);
+/// Runs [`tick`] every `settings.tick` on `clock` until the task is
+/// dropped; wakes `dispatcher` after a tick that enqueued jobs.
+pub async fn run(
+    db: Database,
+    settings: SchedulerSettings,
+    clock: ScheduleClock,
+    dispatcher: Arc<Dispatcher>,
+) {
+    if settings.clock_speed > 1 {
+        tracing::warn!(
+            speed = settings.clock_speed,
+            "the scheduler's clock runs fast (a testing aid): schedules come due early"
+        );
+    }
+    let mut interval = tokio::time::interval(settings.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        match enqueue_due(&db, Utc::now()).await {
+        let outcome = tick(&db, &clock).await;
+        if outcome
+            .as_ref()
+            .is_ok_and(|report| report.enqueued + report.rehearsals > 0)
+        {
+            dispatcher.look_now();
+        }
+        match outcome {
             Ok(report)
                 if report.enqueued > 0
                     || report.skipped > 0

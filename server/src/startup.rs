@@ -15,11 +15,15 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
-use crate::configuration::{AgentSettings, DEFAULT_OFFLINE_AFTER, Settings};
+use crate::configuration::{
+    AgentSettings, DEFAULT_OFFLINE_AFTER, JobSettings, SchedulerSettings, Settings,
+};
 use crate::db::Database;
+use crate::dispatcher::{self, Dispatcher};
 use crate::ingest::IngestContext;
 use crate::rate_limit::{RateLimitSettings, RateLimits};
 use crate::routes::{api, health};
+use crate::scheduler::{self, ScheduleClock};
 use crate::storage::{self, ObjectStore};
 use crate::telemetry;
 use crate::tls::TlsSettings;
@@ -57,6 +61,16 @@ impl Frontend {
     }
 }
 
+/// How the server runs jobs: how long a claim keeps one, and how the
+/// scheduler ticks and tells time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scheduling {
+    /// The lease of a claimed job.
+    pub jobs: JobSettings,
+    /// The scheduler's tick and clock.
+    pub scheduler: SchedulerSettings,
+}
+
 /// A built server, bound to its port but not yet serving.
 pub struct Application {
     /// The address actually bound (the real port when 0 was asked for).
@@ -65,6 +79,13 @@ pub struct Application {
     server: Server,
     /// Kept to close the pool once the server has stopped.
     database: Database,
+    /// The scheduler's tick and clock, for [`Application::run_until_stopped`].
+    scheduler: SchedulerSettings,
+    /// When the server was built: the default origin of the schedule clock.
+    started: chrono::DateTime<chrono::Utc>,
+    /// The waiting claims, shared with the claim handler and woken by the
+    /// dispatcher task.
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl std::fmt::Debug for Application {
@@ -114,12 +135,16 @@ impl Application {
             rate_limits: settings.rate_limits,
             agents: settings.agents,
         };
-        Self::build_on(&frontend, database, store, &settings.data_dir).await
+        let scheduling = Scheduling {
+            jobs: settings.jobs,
+            scheduler: settings.scheduler,
+        };
+        Self::build_on(&frontend, scheduling, database, store, &settings.data_dir).await
     }
 
     /// Binds `listen` and builds a plain-HTTP server with the default rate
-    /// limits around an opened database and store; tests use it to run the
-    /// app on an in-memory store.
+    /// limits and scheduling around an opened database and store; tests use
+    /// it to run the app on an in-memory store.
     ///
     /// # Errors
     ///
@@ -130,7 +155,14 @@ impl Application {
         store: Arc<dyn ObjectStore>,
         data_dir: &Path,
     ) -> anyhow::Result<Self> {
-        Self::build_on(&Frontend::plain(listen), database, store, data_dir).await
+        Self::build_on(
+            &Frontend::plain(listen),
+            Scheduling::default(),
+            database,
+            store,
+            data_dir,
+        )
+        .await
     }
 
     /// Binds the frontend's address and builds the server around an opened
@@ -145,6 +177,7 @@ impl Application {
     /// be cleared.
     pub async fn build_on(
         frontend: &Frontend,
+        scheduling: Scheduling,
         database: Database,
         store: Arc<dyn ObjectStore>,
         data_dir: &Path,
@@ -173,6 +206,9 @@ impl Application {
             .local_addr()
             .context("unable to read the bound address")?;
         let db_data = web::Data::new(database.clone());
+        let dispatcher = Dispatcher::new();
+        let dispatcher_data = web::Data::from(dispatcher.clone());
+        let jobs_data = web::Data::new(scheduling.jobs);
         let store_data: web::Data<dyn ObjectStore> = web::Data::from(store);
         let server = HttpServer::new(move || {
             App::new()
@@ -182,6 +218,8 @@ impl Application {
                 .app_data(ingest_data.clone())
                 .app_data(limits_data.clone())
                 .app_data(agent_settings.clone())
+                .app_data(dispatcher_data.clone())
+                .app_data(jobs_data.clone())
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
                 .configure(api::configure)
@@ -203,6 +241,9 @@ impl Application {
             address,
             server,
             database,
+            scheduler: scheduling.scheduler,
+            started: chrono::Utc::now(),
+            dispatcher,
         })
     }
 
@@ -221,17 +262,29 @@ impl Application {
         &self.database
     }
 
-    /// Serves (and runs the [`scheduler`](crate::scheduler)) until SIGTERM
-    /// or SIGINT, lets in-flight requests finish, then stops the scheduler
-    /// and closes the database pool.
+    /// Serves (and runs the [`scheduler`](crate::scheduler) and the claim
+    /// [`dispatcher`](crate::dispatcher)) until SIGTERM or SIGINT, lets
+    /// in-flight requests finish, then stops both tasks and closes the
+    /// database pool.
     ///
     /// # Errors
     ///
     /// Fails when the server stops with an I/O error.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let scheduler = tokio::spawn(crate::scheduler::run(self.database.clone()));
+        let clock = ScheduleClock::from_settings(&self.scheduler, self.started);
+        let scheduler = tokio::spawn(scheduler::run(
+            self.database.clone(),
+            self.scheduler,
+            clock,
+            self.dispatcher.clone(),
+        ));
+        let dispatcher = tokio::spawn(dispatcher::run(
+            self.dispatcher.clone(),
+            self.database.clone(),
+        ));
         let served = self.server.await.context("the HTTP server failed");
         scheduler.abort();
+        dispatcher.abort();
         self.database.close().await;
         tracing::info!("stowage-server stopped; database connections closed");
         served

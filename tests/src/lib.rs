@@ -11,6 +11,8 @@
 //! - [`fixture`]: source trees with every file kind and metadata a restore
 //!   must bring back; [`compare`]: checks a restored tree against its source.
 //! - [`craft`]: hand-made (hostile) snapshots committed with an agent's keys.
+//! - [`fleet`]: simulated agents (HTTP clients with real credentials) that
+//!   long-poll for jobs and finish them at once, counting their claims.
 //! - [`runtime`]: the one async runtime the harness blocks on.
 
 pub mod agent;
@@ -18,6 +20,7 @@ pub mod binaries;
 pub mod compare;
 pub mod craft;
 pub mod fixture;
+pub mod fleet;
 pub mod runtime;
 pub mod server;
 

@@ -51,12 +51,26 @@ pub struct TestServer {
     store: Arc<dyn ObjectStore>,
     log: PathBuf,
     data_dir: TempDir,
+    /// The `stowage-server` binary it runs (peers run the same).
+    binary: PathBuf,
 }
 
 impl TestServer {
     /// Starts the server on `backend`, or returns `None` (with a note on
     /// stderr) when the PostgreSQL + S3 services are not configured.
     pub fn start(backend: Backend, test: &str) -> Option<Self> {
+        Self::start_with(backend, test, &[], None)
+    }
+
+    /// [`TestServer::start`] with extra `STOWAGE_*` settings (they win over
+    /// the harness's), and optionally another server binary (a benchmark
+    /// comparing builds).
+    pub fn start_with(
+        backend: Backend,
+        test: &str,
+        extra_env: &[(&str, &str)],
+        binary: Option<&Path>,
+    ) -> Option<Self> {
         let data_dir = tempfile::tempdir().expect("a temp dir for the server");
         let mut env = vec![
             ("STOWAGE_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
@@ -73,20 +87,111 @@ impl TestServer {
         if backend == Backend::PostgresS3 {
             env.extend(postgres_s3_env(test)?);
         }
+        env.retain(|(key, _)| extra_env.iter().all(|(extra, _)| extra != key));
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
+        Some(Self::spawn(
+            env,
+            data_dir,
+            binary.unwrap_or_else(|| binaries::server()),
+        ))
+    }
+
+    /// Another instance of this server: its own data directory (spool,
+    /// log), the same database, object store and settings — the scale-out
+    /// deployment. Only for [`Backend::PostgresS3`]: on SQLite with the
+    /// local store the database and objects live in the data directory.
+    #[must_use]
+    pub fn start_peer(&self) -> Self {
+        assert!(
+            self.env
+                .iter()
+                .any(|(key, _)| key == "STOWAGE_DATABASE_URL"),
+            "a peer instance needs a shared database: start the first on Backend::PostgresS3"
+        );
+        let data_dir = tempfile::tempdir().expect("a temp dir for the peer");
+        let mut env = self.env.clone();
+        for (key, value) in &mut env {
+            if key == "STOWAGE_DATA_DIR" {
+                value.clone_from(
+                    &data_dir
+                        .path()
+                        .to_str()
+                        .expect("a UTF-8 temp dir")
+                        .to_owned(),
+                );
+            }
+        }
+        Self::spawn(env, data_dir, &self.binary)
+    }
+
+    fn spawn(env: Vec<(String, String)>, data_dir: TempDir, binary: &Path) -> Self {
         let settings = Settings::from_sources(None, &env.iter().cloned().collect())
             .expect("the test settings are valid");
         let store = block_on(stowage_server::storage::open(&settings.object_store))
             .expect("the test object store opens");
         let log = data_dir.path().join("server.log");
-        let child = spawn_logged(binaries::server(), &[], &env, &log);
+        let child = spawn_logged(binary, &[], &env, &log);
         let url = wait_for_address(&log);
-        Some(Self {
+        Self {
             child,
             url,
             env,
             store,
             log,
             data_dir,
+            binary: binary.to_owned(),
+        }
+    }
+
+    /// The server process's id (to read its resource use from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's settings, as its environment gives them.
+    pub fn settings(&self) -> Settings {
+        Settings::from_sources(None, &self.env.iter().cloned().collect())
+            .expect("the test settings are valid")
+    }
+
+    /// Runs one SQL statement on the server's database, as an operator's
+    /// hand (or a feature the CLI lacks) would; returns the rows it changed.
+    pub fn execute_sql(&self, statement: &str) -> u64 {
+        let url = self.settings().database.url.expose_secret().to_owned();
+        block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+            pool.close().await;
+            done.rows_affected()
+        })
+    }
+
+    /// The one integer `query` (e.g. a `COUNT(*)`) answers on the server's database.
+    pub fn query_number(&self, query: &str) -> i64 {
+        let url = self.settings().database.url.expose_secret().to_owned();
+        block_on(async {
+            use sqlx::Row as _;
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url)
+                .await
+                .expect("the test database opens");
+            let row = sqlx::query(sqlx::AssertSqlSafe(query.to_owned()))
+                .fetch_one(&pool)
+                .await
+                .unwrap_or_else(|error| panic!("{query}: {error}"));
+            pool.close().await;
+            row.try_get(0)
+                .unwrap_or_else(|error| panic!("{query}: {error}"))
         })
     }
 
@@ -103,7 +208,7 @@ impl TestServer {
     /// Runs `stowage-server ARGS` with the server's settings; returns stdout,
     /// panicking with stderr when the command fails.
     pub fn admin(&self, args: &[&str]) -> String {
-        let output = Command::new(binaries::server())
+        let output = Command::new(&self.binary)
             .args(args)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -8,6 +8,7 @@ use std::path::Path;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::jobs::{FileJobs, FileScheduler};
 use super::values::{invalid, non_empty, parse_bool, parse_bucket, parse_endpoint, parse_file};
 use super::{ConfigError, OBJECTS_DIR_NAME, ObjectStoreSettings, S3Settings};
 use crate::tls::{TlsError, TlsSettings};
@@ -25,6 +26,8 @@ pub(super) struct FileSettings {
     pub(super) s3: Option<FileS3Settings>,
     pub(super) rate_limits: Option<FileRateLimits>,
     pub(super) agents: Option<FileAgents>,
+    pub(super) jobs: Option<FileJobs>,
+    pub(super) scheduler: Option<FileScheduler>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -127,13 +127,6 @@ pub(super) fn non_empty(v: &Sourced) -> Result<String, ConfigError> {
 }
 
 /// A request count for a rate limit: a whole number from 1 to 1,000,000.
-/// A duration such as `90s`, `3m` or `1h` (the plans' duration syntax).
-pub(super) fn parse_duration(v: &Sourced) -> Result<std::time::Duration, ConfigError> {
-    crate::domain::PlanDuration::parse(v.value.trim())
-        .map(crate::domain::PlanDuration::as_duration)
-        .map_err(|error| invalid(v, error))
-}
-
 pub(super) fn parse_count(v: &Sourced) -> Result<NonZeroU32, ConfigError> {
     v.value
         .trim()

@@ -31,6 +31,7 @@ pub mod jobs;
 pub mod migrations;
 pub mod packs;
 pub mod plans;
+pub mod queued_jobs;
 pub mod restore_tests;
 pub mod snapshots;
 pub mod tenant_keys;

@@ -429,3 +429,84 @@ fn rate_limits_come_from_the_file_and_the_environment_and_bad_ones_are_named() {
     let negative = error_of(Settings::from_sources(Some(&path), &HashMap::new()));
     assert!(negative.contains("agent_burst"), "{negative}");
 }
+
+#[test]
+fn job_and_scheduler_settings_default_to_production_values() {
+    let settings = Settings::from_sources(None, &env(&[])).unwrap();
+
+    assert_eq!(settings.jobs.lease, std::time::Duration::from_mins(10));
+    assert_eq!(settings.scheduler.tick, std::time::Duration::from_secs(5));
+    assert_eq!(settings.scheduler.clock_speed, 1);
+    assert_eq!(settings.scheduler.clock_origin, None);
+}
+
+#[test]
+fn job_and_scheduler_settings_come_from_the_file_and_the_environment() {
+    // Arrange: the file sets all four; the environment overrides two.
+    let (_dir, path) = config_file(
+        "[jobs]\nlease = \"2m\"\n\n[scheduler]\ntick = \"1s\"\nclock_speed = 60\n\
+         clock_origin = \"2026-12-01T00:00:00Z\"\n",
+    );
+    let env = env(&[
+        ("STOWAGE_SCHEDULER_TICK", "250ms"),
+        ("STOWAGE_JOB_LEASE", "30s"),
+    ]);
+
+    // Act
+    let settings = Settings::from_sources(Some(&path), &env).unwrap();
+
+    // Assert
+    assert_eq!(settings.jobs.lease, std::time::Duration::from_secs(30));
+    assert_eq!(
+        settings.scheduler.tick,
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(settings.scheduler.clock_speed, 60);
+    assert_eq!(
+        settings.scheduler.clock_origin,
+        Some("2026-12-01T00:00:00Z".parse().unwrap())
+    );
+}
+
+#[test]
+fn bad_job_and_scheduler_settings_name_their_setting() {
+    let cases = [
+        (
+            "STOWAGE_JOB_LEASE",
+            "10 minutes",
+            "STOWAGE_JOB_LEASE: \"10 minutes\" is not a duration like 250ms",
+        ),
+        (
+            "STOWAGE_JOB_LEASE",
+            "500ms",
+            "STOWAGE_JOB_LEASE: \"500ms\" is out of range; it must be from 1s",
+        ),
+        (
+            "STOWAGE_SCHEDULER_TICK",
+            "2h",
+            "STOWAGE_SCHEDULER_TICK: \"2h\" is out of range",
+        ),
+        (
+            "STOWAGE_SCHEDULER_CLOCK_SPEED",
+            "0",
+            "STOWAGE_SCHEDULER_CLOCK_SPEED: \"0\" is not a clock speed from 1",
+        ),
+        (
+            "STOWAGE_SCHEDULER_CLOCK_SPEED",
+            "3601",
+            "STOWAGE_SCHEDULER_CLOCK_SPEED: \"3601\" is not a clock speed",
+        ),
+        (
+            "STOWAGE_SCHEDULER_CLOCK_ORIGIN",
+            "yesterday",
+            "STOWAGE_SCHEDULER_CLOCK_ORIGIN: \"yesterday\" is not an RFC 3339 time",
+        ),
+    ];
+    for (key, value, expected) in cases {
+        let message = error_of(Settings::from_sources(None, &env(&[(key, value)])));
+        assert!(
+            message.starts_with(expected),
+            "{key}={value:?} gave {message:?}"
+        );
+    }
+}

@@ -323,14 +323,22 @@ async fn a_waiting_claim_gets_a_job_queued_while_it_waits(app: &TestApp) {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // Act
+    // Act: queued straight into the database, as another instance or the
+    // CLI would, not through this instance.
+    let queued_at = std::time::Instant::now();
     queued_run(app, agent.tenant, agent.agent).await;
     let response = waiting.await.unwrap();
+    let waited = queued_at.elapsed();
 
-    // Assert
+    // Assert: the dispatcher woke the claim; without a wake it would have
+    // answered 204 after its 20 s wait (shorter than FALLBACK).
     assert_eq!(response.status(), StatusCode::OK);
     let job: ClaimedJob = response.json().await.unwrap();
     assert_eq!(job.work.kind(), "backup");
+    assert!(
+        waited < stowage_server::dispatcher::FALLBACK / 4,
+        "the claim took {waited:?} to get a job queued while it waited"
+    );
 }
 
 on_sqlite_and_postgres!(job_claims_api_on_postgres:

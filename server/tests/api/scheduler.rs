@@ -1,7 +1,8 @@
 //! The scheduler against real databases, with the clock in the test's hands:
 //! each due slot becomes exactly one job per agent, a missed stretch one
 //! catch-up job, and two server instances ticking at once on one PostgreSQL
-//! still enqueue every slot exactly once.
+//! still enqueue every slot exactly once. A fast schedule clock moves slots,
+//! never leases.
 
 use std::collections::HashSet;
 
@@ -9,9 +10,10 @@ use chrono::{DateTime, Utc};
 use stowage_protocol::ids::TenantId;
 use stowage_server::configuration::DatabaseSettings;
 use stowage_server::db::agents::{self, NewAgent};
+use stowage_server::db::job_claims;
 use stowage_server::db::{Database, jobs, plans, tenants};
 use stowage_server::domain::{PlanInput, PlanSpec, TenantName};
-use stowage_server::scheduler::{TickReport, enqueue_due};
+use stowage_server::scheduler::{ScheduleClock, TickReport, enqueue_due, tick};
 
 fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -157,4 +159,86 @@ async fn two_instances_enqueue_every_slot_exactly_once(a: &Database, b: &Databas
         let agents = slots.iter().filter(|(_, s)| *s == slot).count();
         assert_eq!(agents, 50, "slot {slot}");
     }
+}
+
+async fn a_fast_schedule_clock_enqueues_early_but_leases_keep_wall_time(db: &Database) {
+    // Arrange: one agent with a claimed job whose one-minute lease is live,
+    // and a schedule clock running an hour per second for the last minute.
+    let tenant = minutely_plan(db, 1).await;
+    let plan = plans::list(db, tenant).await.unwrap()[0].id;
+    let agent = agents::list(db, tenant).await.unwrap()[0].id;
+    jobs::enqueue_run_now(db, tenant, plan).await.unwrap();
+    let running = job_claims::claim_next(db, tenant, agent, std::time::Duration::from_mins(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let clock = ScheduleClock::fast(Utc::now() - chrono::Duration::minutes(1), 3600);
+
+    // Act
+    let report = tick(db, &clock).await.unwrap();
+
+    // Assert: a slot about 60 hours ahead was enqueued; the job still runs.
+    assert_eq!((report.enqueued, report.expired), (1, 0), "{report:?}");
+    let slots = slots_per_agent_scheduled(db, tenant).await;
+    assert!(
+        slots[0] > Utc::now() + chrono::Duration::hours(59),
+        "{slots:?}"
+    );
+    let listed = jobs::list_recent(db, tenant, 10).await.unwrap();
+    let job = listed.iter().find(|job| job.id == running.id).unwrap();
+    assert_eq!(job.state, "running");
+}
+
+/// The slots of the scheduled jobs of `tenant` (run-now jobs have none).
+async fn slots_per_agent_scheduled(db: &Database, tenant: TenantId) -> Vec<DateTime<Utc>> {
+    jobs::list_recent(db, tenant, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|job| job.slot_at)
+        .collect()
+}
+
+async fn a_tick_fails_a_job_whose_lease_ran_out_on_the_wall_clock(db: &Database) {
+    // Arrange: a job claimed with a lease that ends almost at once.
+    let tenant = minutely_plan(db, 1).await;
+    let plan = plans::list(db, tenant).await.unwrap()[0].id;
+    let agent = agents::list(db, tenant).await.unwrap()[0].id;
+    jobs::enqueue_run_now(db, tenant, plan).await.unwrap();
+    let short = job_claims::claim_next(db, tenant, agent, std::time::Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // Act: the schedule clock is the wall clock.
+    let report = tick(db, &ScheduleClock::wall()).await.unwrap();
+
+    // Assert
+    assert!(report.expired >= 1, "{report:?}");
+    let listed = jobs::list_recent(db, tenant, 10).await.unwrap();
+    let job = listed.iter().find(|job| job.id == short.id).unwrap();
+    assert_eq!(job.state, "failed");
+}
+
+#[tokio::test]
+async fn schedule_clock_and_leases_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::connect(&DatabaseSettings::sqlite_in(dir.path()))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    a_fast_schedule_clock_enqueues_early_but_leases_keep_wall_time(&db).await;
+    a_tick_fails_a_job_whose_lease_ran_out_on_the_wall_clock(&db).await;
+}
+
+#[tokio::test]
+async fn schedule_clock_and_leases_on_postgres() {
+    let Some(settings) = crate::helpers::fresh_postgres("schedule_clock_on_postgres").await else {
+        return;
+    };
+    let db = Database::connect(&settings).await.unwrap();
+    db.migrate().await.unwrap();
+    a_fast_schedule_clock_enqueues_early_but_leases_keep_wall_time(&db).await;
+    a_tick_fails_a_job_whose_lease_ran_out_on_the_wall_clock(&db).await;
 }

@@ -3,12 +3,14 @@
 //! and ending them (see [`crate::db::job_claims`] for the guarantees).
 //!
 //! A claim long-polls: it looks for a queued job of the calling agent, and
-//! while there is none it looks again every [`POLL`] until the wait the
-//! agent asked for is over, then answers 204. Looking in the database, not
-//! at in-process state, is what lets any instance answer any agent; the
-//! cost is one indexed query per waiting agent per [`POLL`].
+//! while there is none it waits until the [`Dispatcher`] wakes it (a job
+//! for this agent was queued, on any instance) or its own
+//! [`FALLBACK`] look is due, until the wait the agent asked for is over,
+//! then answers 204. The job itself is always taken from the database, so
+//! any instance may answer any agent; the dispatcher's cost model is in
+//! [`crate::dispatcher`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
@@ -19,16 +21,12 @@ use stowage_protocol::ids::JobId;
 
 use super::Failure;
 use crate::auth::agent::AuthenticatedAgent;
+use crate::configuration::JobSettings;
 use crate::db::job_claims::{self, Ending, Outcome, Progress};
 use crate::db::{Database, DbError, agent_presence};
+use crate::dispatcher::{Dispatcher, FALLBACK};
 
 mod work;
-
-/// How long a claim or a progress report keeps a job the agent's. An agent
-/// reports at least every few minutes while it works.
-pub const JOB_LEASE: Duration = Duration::from_mins(10);
-/// How often a waiting claim looks for a new job.
-pub const POLL: Duration = Duration::from_secs(1);
 
 /// Claims the calling agent's oldest queued job, waiting for one up to the
 /// asked time (200 with the job, or 204).
@@ -38,6 +36,8 @@ pub const POLL: Duration = Duration::from_secs(1);
 /// 400 for a wait above [`MAX_CLAIM_WAIT_SECONDS`]; 500 when the database fails.
 pub async fn claim(
     db: web::Data<Database>,
+    dispatcher: web::Data<Dispatcher>,
+    settings: web::Data<JobSettings>,
     who: AuthenticatedAgent,
     body: web::Json<ClaimJobRequest>,
 ) -> Result<HttpResponse, Failure> {
@@ -52,9 +52,14 @@ pub async fn claim(
             .await
             .context("unable to record the agent's facts")?;
     }
-    let deadline = Instant::now() + Duration::from_secs(u64::from(wait));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
+    let waiting = dispatcher.into_inner().wait(who.tenant, who.agent);
     loop {
-        let claimed = job_claims::claim_next(&db, who.tenant, who.agent, JOB_LEASE)
+        // Listen before looking, so a wake that comes during the look counts.
+        let woken = waiting.wake().notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let claimed = job_claims::claim_next(&db, who.tenant, who.agent, settings.lease)
             .await
             .context("unable to claim a job")?;
         if let Some(job) = claimed {
@@ -82,11 +87,21 @@ pub async fn claim(
                 }
             }
         }
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         if now >= deadline {
             return Ok(HttpResponse::NoContent().finish());
         }
-        tokio::time::sleep(POLL.min(deadline - now)).await;
+        let look_again = now + FALLBACK;
+        tokio::select! {
+            () = woken => {}
+            () = tokio::time::sleep_until(deadline.min(look_again)) => {
+                // Not woken by the end of the wait: answer without a last
+                // look, the agent's next claim looks first anyway.
+                if deadline <= look_again {
+                    return Ok(HttpResponse::NoContent().finish());
+                }
+            }
+        }
     }
 }
 
@@ -98,6 +113,7 @@ pub async fn claim(
 /// ended, or it is another agent's); 500 when the database fails.
 pub async fn progress(
     db: web::Data<Database>,
+    settings: web::Data<JobSettings>,
     who: AuthenticatedAgent,
     path: web::Path<String>,
     body: web::Json<JobProgress>,
@@ -108,7 +124,7 @@ pub async fn progress(
         files: body.files,
         bytes_per_second: body.bytes_per_second,
     };
-    match job_claims::renew(&db, who.tenant, who.agent, job, JOB_LEASE, progress).await {
+    match job_claims::renew(&db, who.tenant, who.agent, job, settings.lease, progress).await {
         Ok(lease_expires_at) => Ok(HttpResponse::Ok().json(JobLease { lease_expires_at })),
         Err(DbError::NotFound { .. }) => Err(not_running(job)),
         Err(other) => Err(anyhow::Error::new(other)
