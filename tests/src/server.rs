@@ -147,6 +147,40 @@ impl TestServer {
         }
     }
 
+    /// Stops the server with SIGTERM, as systemd would, waits for it to
+    /// exit, and starts it again on the same address with the same data
+    /// directory and settings: the outage an agent sees during an upgrade.
+    /// The earlier log is kept as `server-before-restart.log`.
+    pub fn restart(&mut self) {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM)
+            .expect("the server takes SIGTERM");
+        let status = self.child.wait().expect("the server exits");
+        assert!(
+            status.success(),
+            "the server did not stop cleanly: {status}"
+        );
+        std::fs::rename(
+            &self.log,
+            self.log.with_file_name("server-before-restart.log"),
+        )
+        .expect("the log is kept");
+        let address = self
+            .url
+            .strip_prefix("http://")
+            .expect("a plain-HTTP test server")
+            .to_owned();
+        let mut env = self.env.clone();
+        for (key, value) in &mut env {
+            if key == "STOWAGE_LISTEN" {
+                value.clone_from(&address);
+            }
+        }
+        self.child = spawn_logged(&self.binary, &[], &env, &self.log);
+        let url = wait_for_address(&self.log);
+        assert_eq!(url, self.url, "the server came back on another address");
+    }
+
     /// The server process's id (to read its resource use from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.id()
