@@ -5,6 +5,7 @@ mod plan_duration;
 mod plan_name;
 mod plan_spec;
 mod retention;
+mod retention_decision;
 mod role;
 mod schedule;
 mod tenant_name;
@@ -15,6 +16,7 @@ pub use plan_duration::{PlanDuration, PlanDurationError, format_seconds, number_
 pub use plan_name::{PlanName, PlanNameError};
 pub use plan_spec::{PlanInput, PlanSpec, PlanSpecError, Sources};
 pub use retention::{KeepCounts, RetentionError, RetentionPolicy};
+pub use retention_decision::{Candidate, Decision, Period, Reason, decide};
 pub use role::{Role, RoleParseError};
 pub use schedule::{Gap, Schedule, ScheduleError};
 pub use tenant_name::{TenantName, TenantNameError};
