@@ -1,7 +1,8 @@
 //! The command line: `stowage-server [--config FILE] [serve]`, and the
 //! administration commands `tenant create`, `token create`, `plan
 //! create|update|delete|list|run|test`, `jobs`, `restore`, `verify`,
-//! `agents` and `api-key create|list|revoke`.
+//! `agents`, `api-key create|list|revoke`, `retention preview|apply` and
+//! `snapshot pin|unpin|forget`.
 //!
 //! `serve` is the default so a bare `stowage-server` runs the platform;
 //! administrative subcommands sit beside it and use the same settings, so
@@ -13,6 +14,7 @@ mod api_keys;
 mod jobs;
 mod owner_password;
 mod plans;
+mod retention;
 mod table;
 mod ttl;
 
@@ -70,6 +72,12 @@ pub enum Command {
     /// Manage operator API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Preview or apply the plans' retention policies.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Pin, unpin or forget one snapshot.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// List a tenant's recent jobs, newest first.
     Jobs {
         /// Name of the tenant.
@@ -139,6 +147,66 @@ pub enum PlanCommand {
         tenant: String,
         /// The plan's name.
         name: String,
+    },
+}
+
+/// `retention …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum RetentionCommand {
+    /// Show which snapshots each plan's policy keeps (and why) and which it
+    /// would forget; changes nothing.
+    Preview {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Only this plan.
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<String>,
+        /// Print a JSON array instead of columns.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget the snapshots the policies let go (pinned ones never);
+    /// prints their ids.
+    Apply {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Only this plan.
+        #[arg(long, value_name = "PLAN")]
+        plan: Option<String>,
+    },
+}
+
+/// `snapshot …`
+#[derive(Debug, Clone, Subcommand)]
+pub enum SnapshotCommand {
+    /// Pin a snapshot (legal hold): retention and forget leave it alone.
+    Pin {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Why it is held (recorded with the pin and in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// The snapshot's full id.
+        id: String,
+    },
+    /// Release a snapshot's pin.
+    Unpin {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// The snapshot's full id.
+        id: String,
+    },
+    /// Forget a snapshot now (audited); its data goes at the next gc.
+    Forget {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// The snapshot's full id.
+        id: String,
     },
 }
 
@@ -236,29 +304,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Plan(command) => plan(&settings, command).await,
-        Command::ApiKey(ApiKeyCommand::Create { tenant, name, role }) => {
-            let key = api_keys::create(&settings, &tenant, &name, &role).await?;
-            eprintln!(
-                "API key {:?} for tenant {:?} (shown once)",
-                name.trim(),
-                tenant.trim()
-            );
-            println!("{key}");
-            Ok(())
-        }
-        Command::ApiKey(ApiKeyCommand::List { tenant }) => {
-            print!("{}", api_keys::list(&settings, &tenant).await?);
-            Ok(())
-        }
-        Command::ApiKey(ApiKeyCommand::Revoke { tenant, name }) => {
-            api_keys::revoke(&settings, &tenant, &name).await?;
-            eprintln!(
-                "revoked API key {:?} of tenant {:?}",
-                name.trim(),
-                tenant.trim()
-            );
-            Ok(())
-        }
+        Command::ApiKey(command) => api_key(&settings, command).await,
+        Command::Retention(command) => retention_command(&settings, command).await,
+        Command::Snapshot(command) => snapshot_command(&settings, command).await,
         Command::Jobs {
             tenant,
             limit,
@@ -296,6 +344,68 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { tenant, name, role } => {
+            let key = api_keys::create(settings, &tenant, &name, &role).await?;
+            eprintln!(
+                "API key {:?} for tenant {:?} (shown once)",
+                name.trim(),
+                tenant.trim()
+            );
+            println!("{key}");
+            Ok(())
+        }
+        ApiKeyCommand::List { tenant } => {
+            print!("{}", api_keys::list(settings, &tenant).await?);
+            Ok(())
+        }
+        ApiKeyCommand::Revoke { tenant, name } => {
+            api_keys::revoke(settings, &tenant, &name).await?;
+            eprintln!(
+                "revoked API key {:?} of tenant {:?}",
+                name.trim(),
+                tenant.trim()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn retention_command(settings: &Settings, command: RetentionCommand) -> anyhow::Result<()> {
+    match command {
+        RetentionCommand::Preview { tenant, plan, json } => {
+            print!(
+                "{}",
+                retention::preview(settings, &tenant, plan.as_deref(), json).await?
+            );
+            Ok(())
+        }
+        RetentionCommand::Apply { tenant, plan } => {
+            print!(
+                "{}",
+                retention::apply(settings, &tenant, plan.as_deref()).await?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn snapshot_command(settings: &Settings, command: SnapshotCommand) -> anyhow::Result<()> {
+    let (tenant, id, action) = match &command {
+        SnapshotCommand::Pin { tenant, reason, id } => {
+            (tenant, id, retention::SnapshotAction::Pin(reason))
+        }
+        SnapshotCommand::Unpin { tenant, id } => (tenant, id, retention::SnapshotAction::Unpin),
+        SnapshotCommand::Forget { tenant, id } => (tenant, id, retention::SnapshotAction::Forget),
+    };
+    eprintln!(
+        "{}",
+        retention::snapshot(settings, tenant, id, action).await?
+    );
+    Ok(())
 }
 
 async fn plan(settings: &Settings, command: PlanCommand) -> anyhow::Result<()> {

@@ -10,10 +10,12 @@
 
 pub mod jobs;
 pub mod plans;
+pub mod retention;
+
+use stowage_protocol::ids::{SnapshotId, TenantId};
 
 use crate::db::audit::{self, NewAuditEntry};
-use crate::db::{Database, DbError};
-use stowage_protocol::ids::TenantId;
+use crate::db::{Database, DbError, snapshots};
 
 /// Why an operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,4 +55,31 @@ async fn audit(
     )
     .await?;
     Ok(())
+}
+
+/// The id `text` names, checked to be a snapshot `tenant` holds.
+///
+/// # Errors
+///
+/// [`OpError::Invalid`] for anything but 64 hex digits, [`OpError::NotFound`]
+/// for a snapshot the tenant does not hold.
+async fn known_snapshot(
+    db: &Database,
+    tenant: TenantId,
+    text: &str,
+) -> Result<SnapshotId, OpError> {
+    let id: SnapshotId = text.trim().parse().map_err(|_| {
+        OpError::Invalid(format!(
+            "{:?} is not a snapshot id; give the full id (64 hex digits, `stowage snapshots` lists them)",
+            text.trim()
+        ))
+    })?;
+    match snapshots::get(db, tenant, id).await {
+        Ok(_) => Ok(id),
+        Err(DbError::NotFound { .. }) => Err(OpError::NotFound(format!(
+            "there is no snapshot {}",
+            id.to_hex()
+        ))),
+        Err(other) => Err(other.into()),
+    }
 }

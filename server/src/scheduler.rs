@@ -9,7 +9,9 @@
 //! instances tick at once, each slot gets exactly one job — no lock, no
 //! leader, no in-process state.
 //!
-//! The same tick enqueues due restore tests ([`rehearsals`]) and fails
+//! Once an hour the loop applies every plan's retention policy
+//! ([`retention_pass`]). The same tick enqueues due restore tests
+//! ([`rehearsals`]) and fails
 //! every running job whose lease ran out (its agent
 //! stopped reporting), naming the reason ([`job_claims::expire_leases`]).
 //! "Now" for slots is the [`ScheduleClock`] (the wall clock, unless a test
@@ -43,6 +45,7 @@ use crate::dispatcher::Dispatcher;
 use crate::domain::Schedule;
 
 mod rehearsals;
+pub mod retention_pass;
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -164,8 +167,16 @@ pub async fn run(
     }
     let mut interval = tokio::time::interval(settings.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retention_due = tokio::time::Instant::now();
     loop {
         interval.tick().await;
+        if tokio::time::Instant::now() >= retention_due {
+            retention_due += retention_pass::RETENTION_EVERY;
+            let forgotten = retention_pass::apply_all(&db).await;
+            if forgotten > 0 {
+                tracing::info!(forgotten, "applied the plans' retention policies");
+            }
+        }
         let outcome = tick(&db, &clock).await;
         if outcome
             .as_ref()

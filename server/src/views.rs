@@ -9,6 +9,7 @@ use crate::db::jobs::JobSummary;
 use crate::db::plans::Plan;
 use crate::db::restore_tests::{Recorded, Rehearsals};
 use crate::domain::{ByteSize, PlanDuration};
+use crate::operations::retention::PlanDecisions;
 
 /// A plan.
 pub fn plan_json(plan: &Plan) -> serde_json::Value {
@@ -108,4 +109,23 @@ pub fn presence_json(agent: &Presence, state: &str) -> serde_json::Value {
         "filesystems": agent.filesystems,
         "revoked_at": agent.revoked_at.map(|t| t.to_rfc3339()),
     })
+}
+
+/// A retention preview: one entry per snapshot, with its decision and reasons.
+pub fn decisions_json(decided: &[PlanDecisions]) -> serde_json::Value {
+    decided
+        .iter()
+        .flat_map(|plan| {
+            plan.decisions.iter().map(|decision| {
+                json!({
+                    "plan": plan.plan,
+                    "agent": plan.agent_name,
+                    "snapshot": decision.id.to_hex(),
+                    "time": decision.time.to_rfc3339(),
+                    "keep": decision.keep,
+                    "reasons": decision.reasons.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                })
+            })
+        })
+        .collect()
 }

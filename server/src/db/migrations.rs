@@ -57,6 +57,11 @@ const SQLITE: &[Embedded] = &[
         "api_keys",
         include_str!("../../../migrations/sqlite/20261204000000_api_keys.sql"),
     ),
+    (
+        20_261_205_100_000,
+        "snapshot_pins",
+        include_str!("../../../migrations/sqlite/20261205100000_snapshot_pins.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -97,6 +102,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_204_000_000,
         "api_keys",
         include_str!("../../../migrations/postgres/20261204000000_api_keys.sql"),
+    ),
+    (
+        20_261_205_100_000,
+        "snapshot_pins",
+        include_str!("../../../migrations/postgres/20261205100000_snapshot_pins.sql"),
     ),
 ];
 

@@ -33,6 +33,7 @@ pub mod packs;
 pub mod plans;
 pub mod queued_jobs;
 pub mod restore_tests;
+pub mod snapshot_pins;
 pub mod snapshots;
 pub mod tenant_keys;
 pub mod tenants;

@@ -8,11 +8,11 @@
 
 use serde_json::json;
 use stowage_protocol::api::{JobRestore, JobVerify, JobWork};
-use stowage_protocol::ids::{AgentId, JobId, SnapshotId, TenantId};
+use stowage_protocol::ids::{AgentId, JobId, TenantId};
 
-use super::{OpError, audit};
+use super::{OpError, audit, known_snapshot};
 use crate::db::jobs::{self, JobTrigger, NewJob};
-use crate::db::{Database, DbError, agents, snapshots};
+use crate::db::{Database, agents};
 
 /// A restore to start.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub async fn restore(
     actor: &str,
     request: &RestoreRequest,
 ) -> Result<JobId, OpError> {
-    let snapshot = snapshot(db, tenant, &request.snapshot).await?;
+    let snapshot = known_snapshot(db, tenant, &request.snapshot).await?;
     let agent = agent(db, tenant, &request.agent).await?;
     let target = request.target.trim();
     if !target.starts_with('/') {
@@ -81,7 +81,7 @@ pub async fn verify(
     agent_name: &str,
     read_data: bool,
 ) -> Result<JobId, OpError> {
-    let snapshot = snapshot(db, tenant, snapshot_id).await?;
+    let snapshot = known_snapshot(db, tenant, snapshot_id).await?;
     let agent = agent(db, tenant, agent_name).await?;
     let work = JobWork::Verify(JobVerify {
         snapshot,
@@ -108,23 +108,6 @@ async fn enqueue(
         trigger: JobTrigger::Api,
     };
     Ok(jobs::enqueue(db, tenant, &job).await?)
-}
-
-async fn snapshot(db: &Database, tenant: TenantId, text: &str) -> Result<SnapshotId, OpError> {
-    let id: SnapshotId = text.trim().parse().map_err(|_| {
-        OpError::Invalid(format!(
-            "{:?} is not a snapshot id; give the full id (64 hex digits, `stowage snapshots` lists them)",
-            text.trim()
-        ))
-    })?;
-    match snapshots::get(db, tenant, id).await {
-        Ok(_) => Ok(id),
-        Err(DbError::NotFound { .. }) => Err(OpError::NotFound(format!(
-            "there is no snapshot {}",
-            id.to_hex()
-        ))),
-        Err(other) => Err(other.into()),
-    }
 }
 
 async fn agent(db: &Database, tenant: TenantId, name: &str) -> Result<AgentId, OpError> {

@@ -49,6 +49,7 @@ mod pack_upload;
 mod plans;
 mod rate_limits;
 mod restore;
+mod retention;
 mod s3_faults;
 mod scheduler;
 mod snapshots;

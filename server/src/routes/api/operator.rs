@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod jobs;
 pub mod plans;
+pub mod retention;
 
 use stowage_protocol::api::codes;
 
