@@ -564,3 +564,85 @@ async fn api_keys_are_created_shown_once_listed_and_revoked() {
         (&Value::from("web-1"), &Value::from("offline"))
     );
 }
+
+#[tokio::test]
+async fn retention_is_previewed_applied_and_held_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let tenant = tenant_with_agents(dir.path(), &["web-1"]).await;
+    let create = [
+        "plan",
+        "create",
+        "--tenant",
+        "Acme",
+        "--name",
+        "nightly",
+        "--agent",
+        "web-1",
+        "--path",
+        "/etc",
+        "--schedule",
+        "30 2 * * *",
+        "--keep-last",
+        "1",
+    ];
+    assert!(cli(dir.path(), &create).status.success());
+    let db = database(dir.path()).await;
+    let web1 = agents::list(&db, tenant).await.unwrap()[0].id;
+    let plan = plans::list(&db, tenant).await.unwrap()[0].id;
+    let mut ids = Vec::new();
+    for day in 1..=3u8 {
+        let id = stowage_protocol::ids::SnapshotId::from_bytes([day; 32]);
+        let time =
+            chrono::DateTime::from_timestamp(1_800_000_000 + i64::from(day) * 86_400, 0).unwrap();
+        let new = stowage_server::db::snapshots::NewSnapshot {
+            id,
+            agent_id: web1,
+            record: "{}",
+            root: stowage_protocol::ids::BlobId::from_bytes([7; 32]),
+            hostname: "web-1",
+            plan_id: Some(plan),
+            started_at: time,
+            finished_at: time,
+        };
+        stowage_server::db::snapshots::insert(&db, tenant, new)
+            .await
+            .unwrap();
+        ids.push(id.to_hex());
+    }
+    db.close().await;
+
+    let pinned = cli(
+        dir.path(),
+        &[
+            "snapshot", "pin", "--tenant", "Acme", "--reason", "audit", &ids[0],
+        ],
+    );
+    let preview = json(&cli(
+        dir.path(),
+        &["retention", "preview", "--tenant", "Acme", "--json"],
+    ));
+    let table = text(&cli(dir.path(), &["retention", "preview", "--tenant", "Acme"]).stdout);
+    let applied = cli(dir.path(), &["retention", "apply", "--tenant", "Acme"]);
+    let forget_pinned = cli(
+        dir.path(),
+        &["snapshot", "forget", "--tenant", "Acme", &ids[0]],
+    );
+
+    assert!(pinned.status.success(), "{}", text(&pinned.stderr));
+    let keep: Vec<bool> = preview
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["keep"].as_bool().unwrap())
+        .collect();
+    assert_eq!(keep, [true, false, true], "{preview}");
+    assert!(
+        table.contains("forget") && table.contains("pinned"),
+        "{table}"
+    );
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    assert_eq!(text(&applied.stdout).trim(), ids[1]);
+    assert!(text(&applied.stderr).contains("forgot 1 snapshot(s), kept 2"));
+    assert_eq!(forget_pinned.status.code(), Some(1));
+    assert!(text(&forget_pinned.stderr).contains("is pinned (audit"));
+}
