@@ -192,6 +192,11 @@ pub struct BackupArgs {
     /// Record this host name instead of the profile's.
     #[arg(long, value_name = "NAME")]
     pub host: Option<String>,
+    /// Record this as the snapshot's time instead of now (RFC 3339, e.g.
+    /// 2027-01-01T02:00:00Z): for importing old backups, and for tests
+    /// that simulate months of daily backups.
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
     /// Print a JSON summary on standard output.
     #[arg(long)]
     pub json: bool,

@@ -69,7 +69,7 @@ pub async fn run_for_plan(
     plan: Option<PlanId>,
     stats: Arc<Stats>,
 ) -> anyhow::Result<Finished> {
-    let started_at = Utc::now();
+    let started_at = args.time.unwrap_or_else(Utc::now);
     let clock = Instant::now();
     let context = AgentContext::load(global)?;
     let host = args
@@ -113,7 +113,7 @@ pub async fn run_for_plan(
         paths,
         tags: args.tags.clone(),
         started_at,
-        finished_at: Utc::now().max(started_at),
+        finished_at: started_at + chrono::Duration::from_std(clock.elapsed()).unwrap_or_default(),
         summary: summary(&output),
         error_log: output.error_log,
     };

@@ -108,6 +108,7 @@ async fn run_backup(
         limit_upload: None,
         low_priority: !options.normal_priority,
         host: None,
+        time: None,
         json: false,
     };
     let done = backup::run_for_plan(global, args, job.plan_id, stats).await?;
