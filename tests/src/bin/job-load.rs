@@ -79,7 +79,8 @@ fn main() -> anyhow::Result<()> {
         Backend::SqliteLocal
     };
     let settings = [
-        ("STOWAGE_LOG", "warn"),
+        // Quiet request logs, but keep the "listening on" line the harness reads.
+        ("STOWAGE_LOG", "warn,stowage_server::startup=info"),
         ("STOWAGE_ADDRESS_RATE_LIMIT", "100000"),
         ("STOWAGE_ADDRESS_RATE_BURST", "100000"),
     ];
