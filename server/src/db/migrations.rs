@@ -57,6 +57,11 @@ const SQLITE: &[Embedded] = &[
         "api_keys",
         include_str!("../../../migrations/sqlite/20261204000000_api_keys.sql"),
     ),
+    (
+        20_261_206_000_000,
+        "garbage_collection",
+        include_str!("../../../migrations/sqlite/20261206000000_garbage_collection.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -97,6 +102,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_204_000_000,
         "api_keys",
         include_str!("../../../migrations/postgres/20261204000000_api_keys.sql"),
+    ),
+    (
+        20_261_206_000_000,
+        "garbage_collection",
+        include_str!("../../../migrations/postgres/20261206000000_garbage_collection.sql"),
     ),
 ];
 
