@@ -40,6 +40,7 @@ mod configuration;
 mod crash;
 mod database;
 mod gc;
+mod gc_commit;
 mod gc_crash;
 mod gc_fixture;
 mod health;
