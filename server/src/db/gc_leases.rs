@@ -54,8 +54,12 @@ pub async fn lease_present(
             ""
         }
     };
+    // Locked in ascending id order across all batches, as the sweep locks.
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
     let mut present = HashSet::with_capacity(ids.len());
-    for batch in ids.chunks(MAX_BOUND_IDS) {
+    for batch in sorted.chunks(MAX_BOUND_IDS) {
         let sql = format!(
             "SELECT id FROM blobs WHERE tenant_id = $1 AND id IN ({}){lock}",
             placeholders(2, batch.len())

@@ -150,7 +150,9 @@ impl SweepTransaction {
     /// Fails when the query fails.
     pub async fn lock_blobs(&mut self, packs: &[PackId]) -> Result<Vec<(PackId, BlobId)>, DbError> {
         let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE",
+            // Id order, like `missing`'s `FOR SHARE`, so the two never wait
+            // on each other in a cycle.
+            Backend::Postgres => " ORDER BY id FOR UPDATE",
             Backend::Sqlite => "",
         };
         let mut found = Vec::new();
@@ -190,9 +192,13 @@ impl SweepTransaction {
         let mut found = Vec::new();
         for batch in packs.chunks(MAX_BOUND_IDS) {
             let sql = format!(
+                // Through the open sessions (few) to the lease table's
+                // primary key (tenant, session, blob): no scan of the leases
+                // of sessions long expired.
                 "SELECT DISTINCT b.pack_id AS pack_id FROM blobs b \
-                 JOIN session_leases l ON l.tenant_id = b.tenant_id AND l.blob_id = b.id \
-                 JOIN upload_sessions s ON s.id = l.session_id AND s.tenant_id = b.tenant_id \
+                 JOIN upload_sessions s ON s.tenant_id = b.tenant_id \
+                 JOIN session_leases l ON l.tenant_id = b.tenant_id AND l.session_id = s.id \
+                 AND l.blob_id = b.id \
                  WHERE b.tenant_id = $1 AND b.pack_id IN ({}) \
                  AND s.committed_at IS NULL AND s.lease_expires_at > ${}",
                 placeholders(2, batch.len()),
