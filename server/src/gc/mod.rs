@@ -94,7 +94,7 @@
 //! # Memory
 //!
 //! The mark reads roots and references in pages and batches of at most 500
-//! ids; what it keeps is the [`live_set::LiveSet`] — about 24–36 bytes per
+//! ids; what it keeps is the [`live_set::LiveSet`] — 20–40 bytes per
 //! live blob, see there — plus the list of wholly dead packs.
 
 mod fault;
