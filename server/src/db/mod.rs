@@ -28,6 +28,7 @@ pub mod complete_trees;
 pub mod enrollment_tokens;
 pub mod gc;
 pub mod gc_leases;
+pub mod gc_objects;
 pub mod gc_sweep;
 pub mod job_claims;
 pub mod jobs;

@@ -21,7 +21,7 @@ use stowage_protocol::ids::{PackId, TenantId};
 
 use super::fault::{self, FaultPoint};
 use super::report::GcReport;
-use crate::db::{Database, duration_millis, gc_sweep, now_millis};
+use crate::db::{Database, duration_millis, gc_objects, now_millis};
 use crate::ingest::pack_key;
 use crate::storage::ObjectStore;
 
@@ -42,7 +42,7 @@ pub async fn delete_pack_objects(
     tenant: TenantId,
     packs: &[PackId],
 ) -> anyhow::Result<()> {
-    let indexed: HashSet<PackId> = gc_sweep::indexed_packs(db, tenant, packs)
+    let indexed: HashSet<PackId> = gc_objects::indexed_packs(db, tenant, packs)
         .await?
         .into_iter()
         .collect();
@@ -56,7 +56,7 @@ pub async fn delete_pack_objects(
         })?;
         fault::reached(FaultPoint::AfterObject);
     }
-    gc_sweep::finish_pending(db, tenant, packs).await?;
+    gc_objects::finish_pending(db, tenant, packs).await?;
     Ok(())
 }
 
@@ -74,7 +74,7 @@ pub async fn finish_pending(
     report: &mut GcReport,
 ) -> anyhow::Result<()> {
     loop {
-        let pending = gc_sweep::pending_deletes(db, tenant, PENDING_PAGE).await?;
+        let pending = gc_objects::pending_deletes(db, tenant, PENDING_PAGE).await?;
         report.bytes_reclaimed += pending.iter().map(|done| done.size).sum::<u64>();
         if dry_run || pending.is_empty() {
             return Ok(());
@@ -119,7 +119,7 @@ pub async fn sweep_orphans(
         })
         .collect();
     let ids: Vec<PackId> = objects.iter().map(|(id, _)| *id).collect();
-    let indexed: HashSet<PackId> = gc_sweep::indexed_packs(db, tenant, &ids)
+    let indexed: HashSet<PackId> = gc_objects::indexed_packs(db, tenant, &ids)
         .await?
         .into_iter()
         .collect();
@@ -133,7 +133,7 @@ pub async fn sweep_orphans(
     }
     let orphan_ids: Vec<PackId> = orphans.iter().map(|(id, _)| *id).collect();
     let first_seen: std::collections::HashMap<PackId, i64> =
-        gc_sweep::sight_orphans(db, tenant, &orphan_ids)
+        gc_objects::sight_orphans(db, tenant, &orphan_ids)
             .await?
             .into_iter()
             .collect();
@@ -146,7 +146,7 @@ pub async fn sweep_orphans(
     // Checked again just before deleting: an upload that finished since
     // the first check owns its object now.
     let due_list: Vec<PackId> = due.iter().copied().collect();
-    let indexed_since: HashSet<PackId> = gc_sweep::indexed_packs(db, tenant, &due_list)
+    let indexed_since: HashSet<PackId> = gc_objects::indexed_packs(db, tenant, &due_list)
         .await?
         .into_iter()
         .collect();
@@ -166,6 +166,6 @@ pub async fn sweep_orphans(
             report.orphans_waiting += 1;
         }
     }
-    gc_sweep::forget_orphans(db, tenant, &deleted).await?;
+    gc_objects::forget_orphans(db, tenant, &deleted).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! object gone, nothing pending, and a third run finds nothing to do.
 
 use stowage_protocol::ids::{BlobId, PackId};
-use stowage_server::db::gc_sweep;
+use stowage_server::db::gc_objects;
 use stowage_server::gc::FaultPoint;
 
 use crate::admin_cli::{run, text};
@@ -112,7 +112,7 @@ async fn a_gc_killed_at_a_fault_point_converges_on_the_next_run(stack: &Stack, p
         );
     }
     assert!(
-        gc_sweep::pending_deletes(&stack.db, stack.tenant, 10)
+        gc_objects::pending_deletes(&stack.db, stack.tenant, 10)
             .await
             .unwrap()
             .is_empty()
