@@ -142,6 +142,36 @@ pub async fn begin(db: &Database, tenant: TenantId) -> Result<SweepTransaction, 
 }
 
 impl SweepTransaction {
+    /// Which of `packs` still have their row (another run may have swept
+    /// them meanwhile); on PostgreSQL those rows stay locked `FOR UPDATE`
+    /// until the transaction ends.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the query fails.
+    pub async fn lock_packs(&mut self, packs: &[PackId]) -> Result<Vec<PackId>, DbError> {
+        let lock = match self.backend {
+            Backend::Postgres => " ORDER BY id FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let mut found = Vec::new();
+        for batch in packs.chunks(MAX_BOUND_IDS) {
+            let sql = format!(
+                "SELECT id FROM packs WHERE tenant_id = $1 AND id IN ({}){lock}",
+                placeholders(2, batch.len())
+            );
+            let rows = bind_packs(sqlx::query(AssertSqlSafe(sql)), self.tenant, batch)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(query_error("lock dead packs"))?;
+            for row in &rows {
+                let id: Vec<u8> = row.try_get("id").map_err(query_error("decode pack id"))?;
+                found.push(id_from_bytes("packs.id", &id, PackId::from_bytes)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// The blobs indexed in `packs`, as (pack, blob) pairs; on PostgreSQL
     /// their rows stay locked `FOR UPDATE` until the transaction ends.
     ///

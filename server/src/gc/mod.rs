@@ -46,8 +46,9 @@
 //! a session that is new or had a request since its leases were read,
 //! sends the run back to extend the mark from them (outside the
 //! transaction) before it retries — marking from the new roots, not
-//! skipping. Then it locks the packs' blob rows, keeps any pack in which a
-//! blob is now marked or leased to an open session, and deletes the rest.
+//! skipping. Then it locks the pack rows and their blob rows, keeps any
+//! pack in which a blob is now marked or leased to an open session, and
+//! deletes the rest (a pack another run swept meanwhile is not counted).
 //! A commit, for its part, walks reachability before its transaction and
 //! trusts what it saw; it reads the epoch before the walk and again, locked,
 //! inside its transaction, and walks again when a sweep ran in between, so

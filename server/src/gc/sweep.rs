@@ -153,6 +153,7 @@ pub async fn sweep(
                 report.catch_ups += 1;
                 continue;
             }
+            let present = tx.lock_packs(&ids).await?;
             let blobs = tx.lock_blobs(&ids).await?;
             let leased = tx.leased_packs(&ids, now).await?;
             let revived: Vec<PackId> = blobs
@@ -162,10 +163,11 @@ pub async fn sweep(
                 .collect();
             let doomed: Vec<DeadPack> = batch
                 .iter()
+                .filter(|pack| present.contains(&pack.id))
                 .filter(|pack| !leased.contains(&pack.id) && !revived.contains(&pack.id))
                 .copied()
                 .collect();
-            report.packs_kept_by_backups += (batch.len() - doomed.len()) as u64;
+            report.packs_kept_by_backups += (present.len() - doomed.len()) as u64;
             let sized: Vec<(PackId, u64)> =
                 doomed.iter().map(|pack| (pack.id, pack.size)).collect();
             report.blobs_deleted += tx.delete_packs(&sized).await?;

@@ -49,6 +49,7 @@ on_both!(
     a_dead_tree_left_in_a_partly_dead_pack_is_no_longer_recorded_complete,
     an_orphan_object_is_deleted_only_once_it_is_older_than_the_orphan_age,
     a_second_run_finds_nothing_more_to_reclaim,
+    a_run_that_marked_before_another_swept_finds_nothing_left_to_delete,
 );
 
 async fn a_forgotten_snapshot_loses_exactly_the_packs_only_it_used(stack: &Stack) {
@@ -369,4 +370,43 @@ async fn a_second_run_finds_nothing_more_to_reclaim(stack: &Stack) {
     assert_eq!(second.bytes_reclaimed, 0);
     assert_eq!(second.live_blobs, 2);
     assert!(stack.blob_exists(live.id).await);
+}
+
+async fn a_run_that_marked_before_another_swept_finds_nothing_left_to_delete(stack: &Stack) {
+    // Arrange: one dead pack; two runs both mark before either sweeps (the
+    // second sorts packs only when it sweeps, after the first is done).
+    let dead = stack.pack(&[data(), data()]).await;
+    let (mut first, mut second) = (GcReport::default(), GcReport::default());
+    let marked_first = gc::mark(&stack.db, stack.tenant, &mut first).await.unwrap();
+    let marked_second = gc::mark(&stack.db, stack.tenant, &mut second)
+        .await
+        .unwrap();
+
+    // Act
+    for (marker, report) in [(marked_first, &mut first), (marked_second, &mut second)] {
+        gc::sweep(
+            &stack.db,
+            stack.store.as_ref(),
+            stack.tenant,
+            marker,
+            GcOptions::default(),
+            report,
+        )
+        .await
+        .unwrap();
+    }
+
+    // Assert
+    assert!(!stack.pack_exists(dead).await);
+    assert_eq!(
+        (first.packs_deleted, first.blobs_deleted),
+        (1, 2),
+        "{first:?}"
+    );
+    assert_eq!(
+        (second.packs_deleted, second.bytes_reclaimed),
+        (0, 0),
+        "{second:?}"
+    );
+    assert_eq!(second.packs_kept_by_backups, 0, "{second:?}");
 }
