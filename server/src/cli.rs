@@ -1,8 +1,8 @@
 //! The command line: `stowage-server [--config FILE] [serve]`, and the
 //! administration commands `tenant create`, `token create`, `plan
 //! create|update|delete|list|run|test`, `jobs`, `restore`, `verify`,
-//! `agents`, `api-key create|list|revoke`, `retention preview|apply` and
-//! `snapshot pin|unpin|forget`.
+//! `agents`, `api-key create|list|revoke`, `retention preview|apply`,
+//! `snapshot pin|unpin|forget` and `gc`.
 //!
 //! `serve` is the default so a bare `stowage-server` runs the platform;
 //! administrative subcommands sit beside it and use the same settings, so
@@ -11,6 +11,7 @@
 mod admin;
 mod agents;
 mod api_keys;
+mod gc;
 mod jobs;
 mod owner_password;
 mod plans;
@@ -94,6 +95,9 @@ pub enum Command {
     Restore(jobs::RestoreArgs),
     /// Check a snapshot on a chosen agent (a job); prints the job id.
     Verify(jobs::VerifyArgs),
+    /// Collect a tenant's garbage: delete the packs no snapshot and no
+    /// running backup needs; prints what was (or would be) reclaimed.
+    Gc(gc::GcArgs),
     /// List a tenant's agents: online or offline, version, host, free space.
     Agents {
         /// Name of the tenant.
@@ -341,6 +345,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Agents { tenant, json } => {
             print!("{}", agents::list(&settings, &tenant, json).await?);
+            Ok(())
+        }
+        Command::Gc(args) => {
+            print!("{}", gc::run(&settings, &args).await?);
             Ok(())
         }
     }

@@ -30,6 +30,7 @@
 //! - [`scheduler`]: due schedule slots → jobs, expired leases → failed jobs, on every instance.
 //! - [`dispatcher`]: wakes an agent's waiting job claims when a job for it is queued.
 //! - [`ingest`]: a pack upload body → checked temp file → object store → index, no HTTP.
+//! - [`gc`]: garbage collection — mark from snapshot roots and live leases, sweep wholly dead packs.
 
 pub mod auth;
 pub mod cli;
@@ -37,6 +38,7 @@ pub mod configuration;
 pub mod db;
 pub mod dispatcher;
 pub mod domain;
+pub mod gc;
 pub mod ingest;
 pub mod operations;
 pub mod rate_limit;

@@ -62,6 +62,11 @@ const SQLITE: &[Embedded] = &[
         "snapshot_pins",
         include_str!("../../../migrations/sqlite/20261205100000_snapshot_pins.sql"),
     ),
+    (
+        20_261_206_000_000,
+        "garbage_collection",
+        include_str!("../../../migrations/sqlite/20261206000000_garbage_collection.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -107,6 +112,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_205_100_000,
         "snapshot_pins",
         include_str!("../../../migrations/postgres/20261205100000_snapshot_pins.sql"),
+    ),
+    (
+        20_261_206_000_000,
+        "garbage_collection",
+        include_str!("../../../migrations/postgres/20261206000000_garbage_collection.sql"),
     ),
 ];
 

@@ -18,20 +18,30 @@
 //! lock (SQLite has one for the whole database). The blobs it finds stay
 //! put until the transaction commits because the session leases the ones
 //! it uploaded or was told about, and committed snapshots protect the rest.
+//! Garbage collection's sweep may still remove a blob the walk saw (one
+//! that only a snapshot forgotten meanwhile protected): every sweep bumps
+//! the tenant's epoch, which the commit reads before the walk and again,
+//! locked, inside its transaction, and a commit that sees it change walks
+//! again instead of trusting the first walk (`crate::gc` explains why).
 
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use stowage_protocol::api::{CommitSnapshotRequest, CommitSnapshotResponse};
 use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, SnapshotId, TenantId, UploadSessionId};
+use stowage_protocol::snapshot::SnapshotRecord;
 
 use super::Failure;
 use super::uploads::{expired, renew, session_of};
 use crate::auth::agent::AuthenticatedAgent;
 use crate::db::snapshots::{self, InsertOutcome, NewSnapshot};
-use crate::db::{Database, DbError, complete_trees, upload_sessions};
+use crate::db::{Database, DbError, complete_trees, gc_sweep, upload_sessions};
 use crate::ingest::pause::{PausePoint, pause_at};
 use crate::ingest::reachability;
+
+/// How many times a commit walks before giving up on a tenant whose
+/// garbage collection keeps sweeping during the walk.
+const MAX_WALKS: u32 = 3;
 
 /// Commits the record in the body: 201 when stored now, 200 with
 /// `already_committed` for a retry of a stored snapshot.
@@ -68,7 +78,94 @@ pub async fn commit(
     let starts: Vec<BlobId> = std::iter::once(record.root)
         .chain(record.error_log)
         .collect();
-    let walk = reachability::walk(&db, who.tenant, &starts)
+    let canonical = String::from_utf8(record.canonical_bytes())
+        .context("a snapshot record's canonical JSON is not UTF-8")?;
+    let mut attempt = 1;
+    loop {
+        // The walk trusts what it found until the transaction commits; a sweep
+        // that ran in between may have removed some of it, and bumps the epoch.
+        let epoch = gc_sweep::epoch(&db, who.tenant)
+            .await
+            .context("unable to read the garbage collection epoch")?;
+        let walk = checked_walk(&db, who.tenant, &record, &starts).await?;
+
+        let mut tx = db
+            .begin()
+            .await
+            .context("unable to begin committing a snapshot")?;
+        let open = upload_sessions::mark_committed_in(&mut tx, who.tenant, session.id)
+            .await
+            .context("unable to mark an upload session committed")?;
+        if !open {
+            // Another commit of this session won, or the lease ran out during
+            // the walk: nothing of this one is written.
+            drop(tx);
+            return answer_committed(&db, who.tenant, session.id, id).await;
+        }
+        let epoch_now = gc_sweep::epoch_in(&mut tx, db.backend(), who.tenant)
+            .await
+            .context("unable to lock the garbage collection epoch")?;
+        if epoch_now != epoch {
+            drop(tx);
+            if attempt == MAX_WALKS {
+                return Err(anyhow::anyhow!(
+                    "garbage collection swept the tenant's packs during each of {MAX_WALKS} \
+                 reachability walks of snapshot {}; the commit may be retried",
+                    id.to_hex()
+                )
+                .into());
+            }
+            attempt += 1;
+            continue;
+        }
+        let outcome = snapshots::insert_in(
+            &mut tx,
+            who.tenant,
+            NewSnapshot {
+                id,
+                agent_id: who.agent,
+                record: &canonical,
+                root: record.root,
+                hostname: &record.hostname,
+                plan_id: record.plan,
+                started_at: record.started_at,
+                finished_at: record.finished_at,
+            },
+        )
+        .await
+        .context("unable to store a snapshot")?;
+        complete_trees::record(&mut tx, who.tenant, &walk.walked_trees)
+            .await
+            .context("unable to record the trees of a snapshot as complete")?;
+        pause_at(PausePoint::CommitBeforeTransactionEnd).await;
+        tx.commit()
+            .await
+            .context("unable to commit a snapshot's transaction")?;
+        tracing::info!(
+            snapshot.id = %id.to_hex(),
+            trees_walked = walk.walked_trees.len(),
+            ?outcome,
+            "snapshot committed"
+        );
+        return Ok(answer(id, outcome == InsertOutcome::AlreadyCommitted));
+    }
+}
+
+/// The reachability walk of `record` from `starts`, refused when the root
+/// is a data blob or a reachable blob is not stored.
+///
+/// # Errors
+///
+/// 400 for a data-blob root; 409 `missing_blobs` naming what is missing;
+/// 500 when the database fails.
+async fn checked_walk(
+    db: &Database,
+    tenant: TenantId,
+    record: &SnapshotRecord,
+    starts: &[BlobId],
+) -> Result<reachability::Walk, Failure> {
+    let id = record.id();
+    let walk = reachability::walk(db, tenant, starts)
         .await
         .context("unable to check which blobs a snapshot reaches")?;
     if walk.start_kinds.get(&record.root) == Some(&BlobKind::Data) {
@@ -93,52 +190,7 @@ pub async fn commit(
             ids: walk.missing,
         });
     }
-
-    let canonical = String::from_utf8(record.canonical_bytes())
-        .context("a snapshot record's canonical JSON is not UTF-8")?;
-    let mut tx = db
-        .begin()
-        .await
-        .context("unable to begin committing a snapshot")?;
-    let open = upload_sessions::mark_committed_in(&mut tx, who.tenant, session.id)
-        .await
-        .context("unable to mark an upload session committed")?;
-    if !open {
-        // Another commit of this session won, or the lease ran out during
-        // the walk: nothing of this one is written.
-        drop(tx);
-        return answer_committed(&db, who.tenant, session.id, id).await;
-    }
-    let outcome = snapshots::insert_in(
-        &mut tx,
-        who.tenant,
-        NewSnapshot {
-            id,
-            agent_id: who.agent,
-            record: &canonical,
-            root: record.root,
-            hostname: &record.hostname,
-            plan_id: record.plan,
-            started_at: record.started_at,
-            finished_at: record.finished_at,
-        },
-    )
-    .await
-    .context("unable to store a snapshot")?;
-    complete_trees::record(&mut tx, who.tenant, &walk.walked_trees)
-        .await
-        .context("unable to record the trees of a snapshot as complete")?;
-    pause_at(PausePoint::CommitBeforeTransactionEnd).await;
-    tx.commit()
-        .await
-        .context("unable to commit a snapshot's transaction")?;
-    tracing::info!(
-        snapshot.id = %id.to_hex(),
-        trees_walked = walk.walked_trees.len(),
-        ?outcome,
-        "snapshot committed"
-    );
-    Ok(answer(id, outcome == InsertOutcome::AlreadyCommitted))
+    Ok(walk)
 }
 
 /// The answer for a session that is no longer open: a retry of the commit

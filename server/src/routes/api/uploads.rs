@@ -7,7 +7,6 @@
 //! of another tenant, or of another agent of the same tenant, answers 404
 //! exactly like an unknown one, changes nothing, and leaves an audit entry.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -16,12 +15,12 @@ use stowage_protocol::api::{
     MAX_IDS_PER_QUERY, MissingBlobsRequest, MissingBlobsResponse, OpenUploadSessionRequest,
     UploadSession, codes,
 };
-use stowage_protocol::ids::{BlobId, UploadSessionId};
+use stowage_protocol::ids::UploadSessionId;
 
 use super::Failure;
 use crate::auth::agent::AuthenticatedAgent;
 use crate::db::upload_sessions::UploadSession as StoredSession;
-use crate::db::{Database, DbError, packs, upload_sessions};
+use crate::db::{Database, DbError, gc_leases, upload_sessions};
 
 /// How long a session lives without a request on it.
 pub const SESSION_LEASE: Duration = Duration::from_hours(1);
@@ -66,18 +65,11 @@ pub async fn missing(
         )));
     }
     let session_id = live_session(&db, who, &raw_id).await?;
-    let missing = packs::missing_blobs(&db, who.tenant, &ids)
+    // One transaction ordered against garbage collection's sweep, so a blob
+    // reported present cannot be collected before it is leased.
+    let missing = gc_leases::lease_present(&db, who.tenant, session_id, &ids)
         .await
-        .context("unable to look up missing blobs")?;
-    let absent: HashSet<&BlobId> = missing.iter().collect();
-    let present: Vec<BlobId> = ids
-        .iter()
-        .filter(|id| !absent.contains(id))
-        .copied()
-        .collect();
-    upload_sessions::lease_blobs(&db, who.tenant, session_id, &present)
-        .await
-        .context("unable to lease present blobs to an upload session")?;
+        .context("unable to look up missing blobs and lease the present ones")?;
     Ok(HttpResponse::Ok().json(MissingBlobsResponse { missing }))
 }
 

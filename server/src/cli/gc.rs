@@ -1,0 +1,89 @@
+//! `gc --tenant T [--dry-run] [--json]`: garbage collection of one tenant
+//! from the command line (see [`crate::gc`] for what it does and why it is
+//! safe beside running servers and backups).
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::admin::{open, tenant_id};
+use crate::configuration::Settings;
+use crate::gc::{self, GcOptions};
+use crate::storage;
+
+/// `gc`'s options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GcArgs {
+    /// Name of the tenant.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: String,
+    /// Report what would be reclaimed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Delete a pack object with no index row only once it has had none
+    /// for this long (an upload in flight writes the object first): 90s,
+    /// 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_age)]
+    pub orphan_min_age: Duration,
+}
+
+/// Runs garbage collection for the tenant and answers the report's text.
+///
+/// # Errors
+///
+/// Fails when the tenant does not exist, or the database or the object
+/// store fails; what was done before stays done.
+pub async fn run(settings: &Settings, args: &GcArgs) -> anyhow::Result<String> {
+    let db = open(settings).await?;
+    let tenant = tenant_id(&db, &args.tenant).await?;
+    let store = storage::open(&settings.object_store)
+        .await
+        .context("unable to open the object store")?;
+    let report = gc::collect(
+        &db,
+        store.as_ref(),
+        tenant,
+        GcOptions {
+            dry_run: args.dry_run,
+            orphan_min_age: args.orphan_min_age,
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "garbage collection of tenant {:?} failed",
+            args.tenant.trim()
+        )
+    })?;
+    db.close().await;
+    if args.json {
+        Ok(format!("{}\n", serde_json::to_string_pretty(&report)?))
+    } else {
+        Ok(report.to_string())
+    }
+}
+
+/// An age on the command line: `0s` (no wait, for tests and clean-ups with
+/// every server stopped) or a lifetime as [`super::parse_ttl`] reads it.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    if matches!(text.trim(), "0" | "0s" | "0m" | "0h" | "0d") {
+        Ok(Duration::ZERO)
+    } else {
+        super::parse_ttl(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_orphan_age_may_be_zero_or_a_lifetime() {
+        assert_eq!(parse_age("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_age("soon").unwrap_err().contains("\"soon\""));
+    }
+}

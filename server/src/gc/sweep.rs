@@ -1,0 +1,184 @@
+//! Sweep: find the packs whose every blob is dead, then remove them — the
+//! index rows in a transaction that re-checks against backups running
+//! meanwhile, the objects only after it committed.
+//!
+//! Before the first removal, every tree recorded in `complete_trees` that
+//! the mark did not reach loses that record ([`forget_dead_trees`]): such a
+//! tree may survive in a pack that also holds live blobs while blobs below
+//! it go, and its record would then promise a commit a subtree that is no
+//! longer whole.
+
+use stowage_protocol::ids::{BlobId, PackId, TenantId};
+
+use super::fault::{self, FaultPoint};
+use super::mark::{BATCH, Marker};
+use super::objects;
+use super::report::GcReport;
+use crate::db::gc::{self as queries, PackContents};
+use crate::db::{Database, complete_trees, gc_sweep, now_millis};
+use crate::storage::ObjectStore;
+
+/// Packs removed per sweep transaction: few enough that SQLite's write
+/// lock is held for milliseconds, enough to amortise the re-checks.
+const PACKS_PER_TRANSACTION: usize = 64;
+/// Rows per page when listing packs and complete trees.
+const PAGE: usize = BATCH;
+/// How far before the mark's start a snapshot counts as possibly unseen:
+/// covers a commit whose time was taken just before its transaction ended,
+/// and clocks of several server instances that disagree a little.
+const SNAPSHOT_MARGIN_MILLIS: i64 = 10 * 60 * 1000;
+/// Times per run the mark catches up with sessions that stay active; after
+/// that the run goes on without waiting for them (see `super` docs).
+const MAX_SESSION_CATCH_UPS: u64 = 3;
+
+/// A pack whose every indexed blob is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadPack {
+    /// The pack.
+    pub id: PackId,
+    /// Its object's size.
+    pub size: u64,
+    /// How many index rows name it.
+    pub blobs: u64,
+}
+
+/// Lists the tenant's packs page by page and sorts them: wholly dead ones
+/// are returned; partly dead ones are counted in `report`.
+///
+/// # Errors
+///
+/// Fails when a query fails.
+pub async fn classify(
+    db: &Database,
+    tenant: TenantId,
+    marker: &Marker,
+    report: &mut GcReport,
+) -> anyhow::Result<Vec<DeadPack>> {
+    let live = marker.live();
+    let mut dead = Vec::new();
+    let mut after = None;
+    loop {
+        let page = queries::packs_page(db, tenant, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for PackContents { id, size, blobs } in page {
+            let dead_blobs: Vec<&(BlobId, u64)> = blobs
+                .iter()
+                .filter(|(blob, _)| !live.is_marked(blob))
+                .collect();
+            if dead_blobs.len() == blobs.len() {
+                dead.push(DeadPack {
+                    id,
+                    size,
+                    blobs: blobs.len() as u64,
+                });
+            } else if !dead_blobs.is_empty() {
+                report.partly_dead_packs += 1;
+                report.partly_dead_blobs += dead_blobs.len() as u64;
+                report.bytes_reclaimable_by_repack +=
+                    dead_blobs.iter().map(|(_, length)| length).sum::<u64>();
+            }
+        }
+    }
+    Ok(dead)
+}
+
+/// Removes the `complete_trees` records of every tree the mark did not
+/// walk; see the module docs. Answers how many went.
+///
+/// # Errors
+///
+/// Fails when a query fails.
+pub async fn forget_dead_trees(
+    db: &Database,
+    tenant: TenantId,
+    marker: &Marker,
+) -> anyhow::Result<u64> {
+    let mut forgotten = 0;
+    let mut after = None;
+    loop {
+        let page = queries::complete_trees_page(db, tenant, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(*last);
+        let dead: Vec<BlobId> = page
+            .into_iter()
+            .filter(|tree| !marker.live().has_tree(tree))
+            .collect();
+        if dead.is_empty() {
+            continue;
+        }
+        let mut tx = db.begin().await?;
+        complete_trees::forget(&mut tx, tenant, &dead).await?;
+        tx.commit().await?;
+        forgotten += dead.len() as u64;
+    }
+    Ok(forgotten)
+}
+
+/// Removes `dead` packs, [`PACKS_PER_TRANSACTION`] at a time; see the
+/// `super` docs for the checks each transaction makes.
+///
+/// # Errors
+///
+/// Fails when a query or an object deletion fails; what was committed
+/// before stays done, and the next run finishes what was left.
+pub async fn sweep(
+    db: &Database,
+    store: &dyn ObjectStore,
+    tenant: TenantId,
+    marker: &mut Marker,
+    dead: &[DeadPack],
+    report: &mut GcReport,
+) -> anyhow::Result<()> {
+    let since = marker.started_at() - SNAPSHOT_MARGIN_MILLIS;
+    let mut session_catch_ups = 0;
+    for batch in dead.chunks(PACKS_PER_TRANSACTION) {
+        let ids: Vec<PackId> = batch.iter().map(|pack| pack.id).collect();
+        let doomed = loop {
+            let mut tx = gc_sweep::begin(db, tenant).await?;
+            let now = now_millis();
+            let snapshots = marker.unseen_snapshots(&tx.snapshots_since(since).await?);
+            let mut sessions = marker.active_sessions(&tx.live_sessions(now).await?);
+            if session_catch_ups >= MAX_SESSION_CATCH_UPS {
+                sessions.clear();
+            }
+            if !snapshots.is_empty() || !sessions.is_empty() {
+                // Roots appeared since the mark: extend it outside the
+                // transaction (SQLite's write lock stays free), then retry.
+                drop(tx);
+                if !sessions.is_empty() {
+                    session_catch_ups += 1;
+                }
+                marker.catch_up(db, &snapshots, &sessions).await?;
+                report.catch_ups += 1;
+                continue;
+            }
+            let present = tx.lock_packs(&ids).await?;
+            let blobs = tx.lock_blobs(&ids).await?;
+            let leased = tx.leased_packs(&ids, now).await?;
+            let revived: Vec<PackId> = blobs
+                .iter()
+                .filter(|(_, blob)| marker.live().is_marked(blob))
+                .map(|(pack, _)| *pack)
+                .collect();
+            let doomed: Vec<DeadPack> = batch
+                .iter()
+                .filter(|pack| present.contains(&pack.id))
+                .filter(|pack| !leased.contains(&pack.id) && !revived.contains(&pack.id))
+                .copied()
+                .collect();
+            report.packs_kept_by_backups += (present.len() - doomed.len()) as u64;
+            let sized: Vec<(PackId, u64)> =
+                doomed.iter().map(|pack| (pack.id, pack.size)).collect();
+            report.blobs_deleted += tx.delete_packs(&sized).await?;
+            tx.commit().await?;
+            break doomed;
+        };
+        fault::reached(FaultPoint::AfterRows);
+        report.packs_deleted += doomed.len() as u64;
+        report.bytes_reclaimed += doomed.iter().map(|pack| pack.size).sum::<u64>();
+        let ids: Vec<PackId> = doomed.iter().map(|pack| pack.id).collect();
+        objects::delete_pack_objects(db, store, tenant, &ids).await?;
+    }
+    Ok(())
+}
