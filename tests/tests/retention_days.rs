@@ -1,7 +1,10 @@
 //! Sixty simulated days of daily backups (the agent's `--time` sets each
 //! snapshot's day) under a keep-daily 7 / weekly 4 / monthly 6 policy,
 //! with the real agent and server: the snapshots that remain are exactly
-//! the ones the policy table names.
+//! the ones the policy table names, garbage collection then deletes the
+//! forgotten days' packs (objects included), stored bytes come back to
+//! within 10% of the bytes the remaining snapshots reference, and every
+//! remaining snapshot still verifies with its data read.
 
 use chrono::{Duration as TimeDelta, TimeZone, Utc};
 use stowage_e2e::agent::Tenant;
@@ -62,8 +65,13 @@ fn sixty_days_of_daily_backups_leave_exactly_the_policy_table(backend: Backend) 
     // The backups ran by hand, as a plan's would: record them as the plan's.
     server.execute_sql(&format!("UPDATE snapshots SET plan_id = '{plan}'"));
 
+    let stored_before = server.query_number("SELECT CAST(SUM(size) AS BIGINT) FROM packs");
+    let objects_before = server.pack_keys().len();
+
     // Act
     server.admin(&["retention", "apply", "--tenant", "Sixty"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&server.admin(&["gc", "--tenant", "Sixty", "--json"])).unwrap();
 
     // Assert: 7 days; ISO weeks 2027-W07 and W06 (W09 and W08 are
     // already kept); months March, February, January; and, as restic
@@ -90,6 +98,24 @@ fn sixty_days_of_daily_backups_leave_exactly_the_policy_table(backend: Backend) 
             "2027-03-04",
         ]
     );
+    let stored = server.query_number("SELECT CAST(SUM(size) AS BIGINT) FROM packs");
+    let live = server.query_number("SELECT CAST(SUM(length) AS BIGINT) FROM blobs");
+    let deleted = report["packs_deleted"].as_u64().unwrap();
+    eprintln!("stored bytes: {stored_before} before, {stored} after gc, for {live} live bytes");
+    assert!(deleted >= 49, "{report}");
+    assert_eq!(report["partly_dead_packs"], 0, "{report}");
+    assert!(
+        stored * 10 <= live * 11,
+        "after gc {stored} bytes are stored for {live} live bytes (before: {stored_before}): {report}"
+    );
+    assert_eq!(
+        server.pack_keys().len() as u64,
+        objects_before as u64 - deleted,
+        "each deleted pack's object is gone"
+    );
+    agent
+        .run(&["verify", "--read-data", "--host", "sixty-host"])
+        .expect_success();
 }
 
 stowage_e2e::on_both_backends!(sixty_days_of_daily_backups_leave_exactly_the_policy_table);
