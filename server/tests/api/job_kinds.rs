@@ -9,9 +9,8 @@ use stowage_protocol::api::{
     AgentFacts, ClaimJobRequest, ClaimedJob, FilesystemSpace, JobFinish, JobProgress, JobWork,
     RestoreTestReport,
 };
-use stowage_protocol::ids::{BlobId, PlanId, SnapshotId, TenantId};
+use stowage_protocol::ids::{PlanId, TenantId};
 use stowage_server::db::agent_presence::{self, State};
-use stowage_server::db::snapshots::{self, NewSnapshot};
 use stowage_server::db::{jobs, plans, restore_tests};
 use stowage_server::domain::PlanInput;
 use stowage_server::operations::jobs::RestoreRequest;
@@ -20,6 +19,7 @@ use stowage_server::scheduler;
 
 use crate::agent_api::{Enrolled, authed, enrolled, enrolled_in};
 use crate::helpers::TestApp;
+use crate::operator_client::indexed_snapshot;
 
 const ACTOR: &str = "test";
 
@@ -39,26 +39,6 @@ async fn plan(app: &TestApp, tenant: TenantId, name: &str, agents: &[&str]) -> P
         .await
         .unwrap()
         .id
-}
-
-/// A committed snapshot of `plan` by `agent`, straight into the index.
-async fn snapshot_of(app: &TestApp, agent: &Enrolled, plan: Option<PlanId>) -> SnapshotId {
-    let id =
-        SnapshotId::from_bytes(*blake3::hash(crate::helpers::random_hex().as_bytes()).as_bytes());
-    let new = NewSnapshot {
-        id,
-        agent_id: agent.agent,
-        record: "{}",
-        root: BlobId::from_bytes([7; 32]),
-        hostname: "host",
-        plan_id: plan,
-        started_at: Utc::now(),
-        finished_at: Utc::now(),
-    };
-    snapshots::insert(&app.database, agent.tenant, new)
-        .await
-        .unwrap();
-    id
 }
 
 async fn claim(app: &TestApp, agent: &Enrolled, facts: Option<AgentFacts>) -> Option<ClaimedJob> {
@@ -102,7 +82,7 @@ async fn a_plan_is_rehearsed_on_its_cadence_and_the_result_kept_against_its_rto(
 
     // Act
     let before_any_snapshot = scheduler::enqueue_due(db, now).await.unwrap().rehearsals;
-    let snapshot = snapshot_of(app, &agent, Some(plan_id)).await;
+    let snapshot = indexed_snapshot(app, &agent, Some(plan_id), Utc::now()).await;
     let first_tick = scheduler::enqueue_due(db, now).await.unwrap().rehearsals;
     let second_tick = scheduler::enqueue_due(db, now).await.unwrap().rehearsals;
     let job = claim(app, &agent, None)
@@ -160,7 +140,7 @@ async fn a_failed_rehearsal_is_kept_but_is_not_the_last_good_one(app: &TestApp) 
     // Arrange
     let agent = enrolled(app).await;
     let plan_id = plan(app, agent.tenant, "drill", &["db1"]).await;
-    let snapshot = snapshot_of(app, &agent, Some(plan_id)).await;
+    let snapshot = indexed_snapshot(app, &agent, Some(plan_id), Utc::now()).await;
 
     // Act
     let queued = operations::plans::restore_test_now(&app.database, agent.tenant, ACTOR, "drill")
@@ -197,7 +177,7 @@ async fn a_restore_goes_to_the_chosen_agent_with_another_agents_snapshot(app: &T
     // Arrange: the snapshot is db1's; the restore runs on db2.
     let lost = enrolled(app).await;
     let replacement = enrolled_in(app, lost.tenant, "db2").await;
-    let snapshot = snapshot_of(app, &lost, None).await;
+    let snapshot = indexed_snapshot(app, &lost, None, Utc::now()).await;
     let db = &app.database;
     let request = |target: &str, snapshot: String| RestoreRequest {
         snapshot,

@@ -49,6 +49,7 @@ mod ingest;
 mod job_claims;
 mod job_kinds;
 mod operator_api;
+mod operator_client;
 mod pack_upload;
 mod plans;
 mod rate_limits;

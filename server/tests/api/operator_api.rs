@@ -4,50 +4,13 @@
 //! kept apart.
 
 use reqwest::{Method, StatusCode};
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use stowage_protocol::api::{ApiError, ClaimJobRequest, ClaimedJob, JobWork};
-use stowage_protocol::ids::{ApiKeyId, BlobId, SnapshotId, TenantId};
-use stowage_server::auth::{api_key, token};
-use stowage_server::db::api_keys;
-use stowage_server::db::snapshots::{self, NewSnapshot};
 use stowage_server::domain::Role;
 
-use crate::agent_api::{Enrolled, authed, enrolled};
+use crate::agent_api::{authed, enrolled};
 use crate::helpers::TestApp;
-
-/// A new key of `tenant` with `role`.
-async fn key(app: &TestApp, tenant: TenantId, role: Role) -> String {
-    let id = ApiKeyId::random();
-    let secret = token::generate();
-    let name = format!("key-{}", crate::helpers::random_hex());
-    api_keys::insert(&app.database, tenant, id, &name, role, &secret.hash)
-        .await
-        .unwrap();
-    api_key::key(tenant, id, secret.secret.expose_secret())
-}
-
-async fn call(
-    app: &TestApp,
-    key: &str,
-    method: Method,
-    path: impl Into<String>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = authed(app, method, &path.into(), key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    };
-    (status, value)
-}
+use crate::operator_client::{call, indexed_snapshot, key};
 
 fn plan_body(name: &str, schedule: &str) -> Value {
     json!({
@@ -158,7 +121,7 @@ async fn a_restore_started_over_the_api_reaches_the_chosen_agent(app: &TestApp) 
     // Arrange: a snapshot of db1 in the index.
     let agent = enrolled(app).await;
     let operator = key(app, agent.tenant, Role::Operator).await;
-    let snapshot = snapshot_of(app, &agent).await;
+    let snapshot = indexed_snapshot(app, &agent, None, chrono::Utc::now()).await;
 
     // Act
     let started = call(
@@ -255,25 +218,6 @@ async fn keys_are_held_to_their_role_and_tenant(app: &TestApp) {
     assert_eq!(agent_tries.0, StatusCode::UNAUTHORIZED);
     assert_eq!(forged.0, StatusCode::UNAUTHORIZED);
     assert_eq!(no_key.status(), StatusCode::UNAUTHORIZED);
-}
-
-async fn snapshot_of(app: &TestApp, agent: &Enrolled) -> SnapshotId {
-    let id =
-        SnapshotId::from_bytes(*blake3::hash(crate::helpers::random_hex().as_bytes()).as_bytes());
-    let new = NewSnapshot {
-        id,
-        agent_id: agent.agent,
-        record: "{}",
-        root: BlobId::from_bytes([7; 32]),
-        hostname: "host",
-        plan_id: None,
-        started_at: chrono::Utc::now(),
-        finished_at: chrono::Utc::now(),
-    };
-    snapshots::insert(&app.database, agent.tenant, new)
-        .await
-        .unwrap();
-    id
 }
 
 on_sqlite_and_postgres!(operator_api_on_postgres:

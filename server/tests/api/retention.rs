@@ -5,50 +5,16 @@
 
 use chrono::{Duration as TimeDelta, TimeZone, Utc};
 use reqwest::{Method, StatusCode};
-use secrecy::ExposeSecret;
-use serde_json::{Value, json};
-use stowage_protocol::ids::{ApiKeyId, BlobId, PlanId, SnapshotId, TenantId};
-use stowage_server::auth::{api_key, token};
-use stowage_server::db::snapshots::{self, NewSnapshot};
-use stowage_server::db::{api_keys, audit};
+use serde_json::json;
+use stowage_protocol::ids::{PlanId, SnapshotId};
+use stowage_server::db::{audit, snapshots};
 use stowage_server::domain::{KeepCounts, PlanInput, Role};
 use stowage_server::operations;
 use stowage_server::scheduler::retention_pass;
 
-use crate::agent_api::{Enrolled, authed, enrolled};
+use crate::agent_api::{Enrolled, enrolled};
 use crate::helpers::TestApp;
-
-async fn key(app: &TestApp, tenant: TenantId, role: Role) -> String {
-    let id = ApiKeyId::random();
-    let secret = token::generate();
-    let name = format!("key-{}", crate::helpers::random_hex());
-    api_keys::insert(&app.database, tenant, id, &name, role, &secret.hash)
-        .await
-        .unwrap();
-    api_key::key(tenant, id, secret.secret.expose_secret())
-}
-
-async fn call(
-    app: &TestApp,
-    key: &str,
-    method: Method,
-    path: impl Into<String>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = authed(app, method, &path.into(), key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap()
-    };
-    (status, value)
-}
+use crate::operator_client::{call, indexed_snapshot, key};
 
 /// A plan "daily" keeping the newest 2 of `agent`, with 4 snapshots a day
 /// apart, oldest first.
@@ -76,24 +42,8 @@ async fn plan_with_four_snapshots(app: &TestApp, agent: &Enrolled) -> (PlanId, V
     let first = Utc.with_ymd_and_hms(2027, 1, 1, 2, 0, 0).unwrap();
     let mut ids = Vec::new();
     for day in 0..4 {
-        let id = SnapshotId::from_bytes(
-            *blake3::hash(crate::helpers::random_hex().as_bytes()).as_bytes(),
-        );
         let time = first + TimeDelta::days(day);
-        let new = NewSnapshot {
-            id,
-            agent_id: agent.agent,
-            record: "{}",
-            root: BlobId::from_bytes([7; 32]),
-            hostname: "db1",
-            plan_id: Some(plan),
-            started_at: time,
-            finished_at: time,
-        };
-        snapshots::insert(&app.database, agent.tenant, new)
-            .await
-            .unwrap();
-        ids.push(id);
+        ids.push(indexed_snapshot(app, agent, Some(plan), time).await);
     }
     (plan, ids)
 }
