@@ -19,7 +19,8 @@
 //! 3. The hash must equal the pack id the upload names.
 //! 4. Header, trailer and table are read back from the file and checked with
 //!    the protocol's decoders (`inspect.rs`).
-//! 5. The file is written to the object store under
+//! 5. From here on the work runs on its own task, which a client that
+//!    disconnects cannot cancel. The file is written to the object store under
 //!    `tenants/<tenant>/packs/<first 2 hex>/<pack id>` ([`pack_key`]).
 //! 6. Only then is the pack indexed, in one transaction that also leases
 //!    every blob of the pack to the upload session
@@ -66,7 +67,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_core::Stream;
 use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
-use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PACK_TRAILER_LEN};
+use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PACK_TRAILER_LEN, PackTable};
 
 pub use error::{ErrorClass, IngestError};
 
@@ -267,8 +268,37 @@ where
     }
     let table = inspect::read_table(spooled.path(), spooled.size, expected).await?;
     let table = inspect::check_blob_headers(spooled.path(), table, expected).await?;
-    let size = spooled.size;
 
+    // The whole pack is here and checked. Storing and indexing it runs on
+    // its own task, so a client that goes away now (killed, timed out)
+    // cannot cancel it between the object write and the index: what was
+    // received whole is stored whole, and a rerun finds it present.
+    let ctx = ctx.clone();
+    tokio::spawn(
+        async move { store_and_index(&ctx, tenant, lease_to, expected, spooled, table).await },
+    )
+    .await
+    .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+}
+
+/// Steps 5 and 6 of [`ingest_pack`]: writes the checked pack to the object
+/// store, then indexes it and leases its blobs to `lease_to`.
+async fn store_and_index(
+    ctx: &IngestContext,
+    tenant: TenantId,
+    lease_to: Option<UploadSessionId>,
+    expected: PackId,
+    spooled: spool::SpooledPack,
+    table: PackTable,
+) -> Result<IngestOutcome, IngestError> {
+    let database = |action| {
+        move |source| IngestError::Database {
+            pack: expected,
+            action,
+            source,
+        }
+    };
+    let size = spooled.size;
     ctx.fault(FaultPoint::BeforeObjectWrite)?;
     let key = pack_key(tenant, expected);
     ctx.store

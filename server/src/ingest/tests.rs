@@ -591,6 +591,58 @@ async fn a_failure_after_the_object_write_leaves_an_unindexed_object_and_a_retry
     assert_eq!(f.memory.list("tenants/").await.unwrap().len(), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_after_the_body_is_checked_still_gets_the_pack_indexed() {
+    // Arrange: the hook tells the test the body was received and checked,
+    // then holds the store step back until the caller is gone.
+    let f = fixture().await;
+    let (pack, bytes, blobs) = build_pack(2, 300);
+    let (checked_tx, checked_rx) = tokio::sync::oneshot::channel();
+    let checked_tx = std::sync::Mutex::new(Some(checked_tx));
+    let (gone_tx, gone_rx) = std::sync::mpsc::channel::<()>();
+    let gone_rx = std::sync::Mutex::new(gone_rx);
+    let hook: FaultHook = Arc::new(move |point| {
+        if point == FaultPoint::BeforeObjectWrite {
+            if let Some(tx) = checked_tx.lock().unwrap().take() {
+                tx.send(()).unwrap();
+            }
+            // Bounded, so a caller that never lets go fails the test
+            // rather than hanging it.
+            let _ = gone_rx
+                .lock()
+                .unwrap()
+                .recv_timeout(std::time::Duration::from_secs(5));
+        }
+        Ok(())
+    });
+    let ctx = f.ctx.clone().with_fault_hook(hook);
+
+    // Act: the request is dropped, as actix drops it when the client
+    // disconnects, while the pack waits to be written.
+    tokio::select! {
+        _ = ingest_pack(&ctx, f.tenant, None, pack, chunks(&bytes, 64)) => {
+            panic!("the ingest finished while its store step was held back");
+        }
+        _ = checked_rx => {}
+    }
+    let _ = gone_tx.send(());
+
+    // Assert: the detached store step finishes on its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while packs::get(&f.db, f.tenant, pack).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pack was never indexed after its caller went away"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_indexed(&f, pack, &bytes, &blobs).await;
+    assert_eq!(
+        f.memory.get(&pack_key(f.tenant, pack)).await.unwrap(),
+        bytes
+    );
+}
+
 #[tokio::test]
 async fn a_failure_before_the_object_write_touches_neither_store_nor_index() {
     let f = fixture().await;
