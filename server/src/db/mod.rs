@@ -25,6 +25,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod complete_trees;
+pub mod ended_sessions;
 pub mod enrollment_tokens;
 pub mod gc;
 pub mod gc_leases;

@@ -15,8 +15,10 @@
 //!
 //! # Steps
 //!
-//! 1. Finish what an earlier run left: objects of packs whose rows it had
-//!    deleted (`gc_pending_deletes`).
+//! 1. Release the leases of upload sessions that expired uncommitted and
+//!    remove sessions that ended long ago ([`ended_sessions`]); finish what
+//!    an earlier run left: objects of packs whose rows it had deleted
+//!    (`gc_pending_deletes`).
 //! 2. Mark, from the index alone, every blob reachable from the tenant's
 //!    roots: every snapshot's root (and error log), and every blob leased to
 //!    an open upload session — including each blob of each pack such a
@@ -113,7 +115,7 @@ pub use fault::FaultPoint;
 pub use mark::Marker;
 pub use report::GcReport;
 
-use crate::db::{Database, gc_sweep};
+use crate::db::{Database, ended_sessions, gc_sweep};
 use crate::storage::ObjectStore;
 
 /// How a run behaves.
@@ -155,6 +157,11 @@ pub async fn collect(
     };
     if !options.dry_run {
         gc_sweep::ensure_epoch(db, tenant).await?;
+    }
+    if !options.dry_run {
+        let purged = ended_sessions::purge(db, tenant).await?;
+        report.expired_leases_released = purged.leases;
+        report.ended_sessions_removed = purged.sessions;
     }
     objects::finish_pending(db, store, tenant, options.dry_run, &mut report).await?;
     let marker = mark(db, tenant, &mut report).await?;

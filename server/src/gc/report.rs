@@ -39,6 +39,10 @@ pub struct GcReport {
     pub catch_ups: u64,
     /// Heap taken by the live set, in bytes.
     pub live_set_bytes: u64,
+    /// Lease rows of upload sessions that expired uncommitted, released.
+    pub expired_leases_released: u64,
+    /// Upload sessions that ended more than a week ago, removed.
+    pub ended_sessions_removed: u64,
     /// How long the mark took, in seconds.
     pub mark_seconds: f64,
     /// How long the whole run took, in seconds.
@@ -81,6 +85,14 @@ impl fmt::Display for GcReport {
                 f,
                 "{} dead-looking packs kept for backups running during the collection",
                 self.packs_kept_by_backups
+            )?;
+        }
+        if self.expired_leases_released > 0 || self.ended_sessions_removed > 0 {
+            writeln!(
+                f,
+                "released {} leases of expired upload sessions; removed {} sessions that ended \
+                 over a week ago",
+                self.expired_leases_released, self.ended_sessions_removed
             )?;
         }
         writeln!(
