@@ -5,5 +5,6 @@
 
 pub mod agent;
 pub mod api_key;
+pub mod bearer;
 pub mod password;
 pub mod token;

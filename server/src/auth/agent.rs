@@ -15,14 +15,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use anyhow::Context;
 use secrecy::SecretString;
 use stowage_protocol::api::codes;
 use stowage_protocol::ids::{AgentId, TenantId};
 
-use crate::auth::token;
+use crate::auth::{bearer, token};
 use crate::db::{Database, DbError, agents};
 use crate::rate_limit::RateLimits;
 use crate::routes::api::Failure;
@@ -49,11 +48,7 @@ impl FromRequest for AuthenticatedAgent {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Failure>>>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let header = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let header = bearer::header(request);
         let db = request.app_data::<web::Data<Database>>().cloned();
         let limits = request.app_data::<web::Data<RateLimits>>().cloned();
         let address = request.peer_addr().map(|peer| peer.ip());
@@ -91,17 +86,7 @@ fn unauthorized() -> Failure {
 }
 
 async fn authenticate(db: &Database, header: Option<&str>) -> Result<AuthenticatedAgent, Failure> {
-    let credential = header
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?
-        .trim();
-    let mut parts = credential.splitn(3, '.');
-    let (Some(tenant), Some(agent), Some(secret)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(unauthorized());
-    };
-    let tenant: TenantId = tenant.parse().map_err(|_| unauthorized())?;
-    let agent: AgentId = agent.parse().map_err(|_| unauthorized())?;
+    let (tenant, agent, secret) = bearer::parse::<AgentId>(header, "").ok_or_else(unauthorized)?;
     let stored = match agents::credential_hash(db, tenant, agent).await {
         Ok(stored) => stored,
         Err(DbError::NotFound { .. }) => return Err(unauthorized()),

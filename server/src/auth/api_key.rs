@@ -12,14 +12,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest, web};
 use anyhow::Context;
 use secrecy::SecretString;
 use stowage_protocol::api::codes;
 use stowage_protocol::ids::{ApiKeyId, TenantId};
 
-use crate::auth::token;
+use crate::auth::{bearer, token};
 use crate::db::{Database, DbError, api_keys};
 use crate::domain::Role;
 use crate::rate_limit::RateLimits;
@@ -73,11 +72,7 @@ impl FromRequest for AuthenticatedOperator {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Failure>>>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let header = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let header = bearer::header(request);
         let db = request.app_data::<web::Data<Database>>().cloned();
         let limits = request.app_data::<web::Data<RateLimits>>().cloned();
         let address = request.peer_addr().map(|peer| peer.ip());
@@ -109,16 +104,8 @@ async fn authenticate(
     db: &Database,
     header: Option<&str>,
 ) -> Result<AuthenticatedOperator, Failure> {
-    let key = header
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .and_then(|value| value.trim().strip_prefix(KEY_PREFIX))
-        .ok_or_else(unauthorized)?;
-    let mut parts = key.splitn(3, '.');
-    let (Some(tenant), Some(id), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(unauthorized());
-    };
-    let tenant: TenantId = tenant.parse().map_err(|_| unauthorized())?;
-    let id: ApiKeyId = id.parse().map_err(|_| unauthorized())?;
+    let (tenant, id, secret) =
+        bearer::parse::<ApiKeyId>(header, KEY_PREFIX).ok_or_else(unauthorized)?;
     let stored = match api_keys::check(db, tenant, id).await {
         Ok(stored) => stored,
         Err(DbError::NotFound { .. }) => return Err(unauthorized()),
