@@ -59,3 +59,4 @@ mod s3_faults;
 mod scheduler;
 mod snapshots;
 mod storage;
+mod usage;
