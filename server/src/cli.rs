@@ -2,7 +2,7 @@
 //! administration commands `tenant create`, `token create`, `plan
 //! create|update|delete|list|run|test`, `jobs`, `restore`, `verify`,
 //! `agents`, `api-key create|list|revoke`, `retention preview|apply`,
-//! `snapshot pin|unpin|forget` and `gc`.
+//! `snapshot pin|unpin|forget`, `gc` and `usage`.
 //!
 //! `serve` is the default so a bare `stowage-server` runs the platform;
 //! administrative subcommands sit beside it and use the same settings, so
@@ -18,6 +18,7 @@ mod plans;
 mod retention;
 mod table;
 mod ttl;
+mod usage;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,6 +99,16 @@ pub enum Command {
     /// Collect a tenant's garbage: delete the packs no snapshot and no
     /// running backup needs; prints what was (or would be) reclaimed.
     Gc(gc::GcArgs),
+    /// Show a tenant's storage: bytes stored now, and the live, reclaimable
+    /// and per plan/agent referenced bytes its last gc recorded.
+    Usage {
+        /// Name of the tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: String,
+        /// Print JSON instead of lines and columns.
+        #[arg(long)]
+        json: bool,
+    },
     /// List a tenant's agents: online or offline, version, host, free space.
     Agents {
         /// Name of the tenant.
@@ -349,6 +360,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Gc(args) => {
             print!("{}", gc::run(&settings, &args).await?);
+            Ok(())
+        }
+        Command::Usage { tenant, json } => {
+            print!("{}", usage::show(&settings, &tenant, json).await?);
             Ok(())
         }
     }

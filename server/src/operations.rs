@@ -11,6 +11,7 @@
 pub mod jobs;
 pub mod plans;
 pub mod retention;
+pub mod usage;
 
 use stowage_protocol::ids::{SnapshotId, TenantId};
 

@@ -1,4 +1,4 @@
-//! The JSON shapes of plans, jobs and agents, shared by the command
+//! The JSON shapes of plans, jobs, agents and storage usage, shared by the command
 //! line's `--json` output and the operator API, so a script can move from
 //! one to the other without relearning a field.
 
@@ -10,6 +10,7 @@ use crate::db::plans::Plan;
 use crate::db::restore_tests::{Recorded, Rehearsals};
 use crate::domain::{ByteSize, PlanDuration};
 use crate::operations::retention::PlanDecisions;
+use crate::operations::usage::Usage;
 
 /// A plan.
 pub fn plan_json(plan: &Plan) -> serde_json::Value {
@@ -128,4 +129,47 @@ pub fn decisions_json(decided: &[PlanDecisions]) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+/// A tenant's storage usage: `stored` now, and `last_gc` (null before any
+/// run) with what that run found. Every figure is an integer count of
+/// bytes or objects; see `crate::db::usage` for what each one counts.
+pub fn usage_json(usage: &Usage) -> serde_json::Value {
+    let stored = &usage.stored;
+    let last_gc = usage.last_gc.as_ref().map(|last| {
+        let groups: Vec<serde_json::Value> = usage
+            .named_groups()
+            .map(|(group, names)| {
+                json!({
+                    "plan": names.plan,
+                    "plan_id": group.group.plan.map(|id| id.to_hex()),
+                    "agent": names.agent,
+                    "agent_id": group.group.agent.to_hex(),
+                    "snapshots": group.snapshots,
+                    "referenced_bytes": group.referenced_bytes,
+                    "referenced_blobs": group.referenced_blobs,
+                })
+            })
+            .collect();
+        let at_mark = last.dead_pack_bytes + last.partly_dead_bytes;
+        json!({
+            "computed_at": last.computed_at.to_rfc3339(),
+            "live_bytes": last.live_bytes,
+            "live_blobs": last.live_blobs,
+            "reclaimable": {
+                "bytes": at_mark,
+                "dead_pack_bytes": last.dead_pack_bytes,
+                "dead_packs": last.dead_packs,
+                "partly_dead_bytes": last.partly_dead_bytes,
+                "reclaimed_bytes": last.reclaimed_bytes,
+                "remaining_bytes": at_mark.saturating_sub(last.reclaimed_bytes),
+            },
+            "walk_ms": last.walk_millis,
+            "groups": groups,
+        })
+    });
+    json!({
+        "stored": { "bytes": stored.bytes, "packs": stored.packs, "blobs": stored.blobs },
+        "last_gc": last_gc,
+    })
 }

@@ -130,7 +130,18 @@ pub async fn leased_page(
     rows.iter().map(|row| blob_column(row, "blob_id")).collect()
 }
 
-/// The kind of each of `ids` that `tenant` stores; absent ids are left out.
+/// What the index says of a stored blob that the mark needs: whether to
+/// walk it, and how many bytes it adds to the usage figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBlob {
+    /// Tree or data.
+    pub kind: BlobKind,
+    /// Its sealed length in its pack.
+    pub length: u64,
+}
+
+/// The kind and length of each of `ids` that `tenant` stores; absent ids
+/// are left out.
 ///
 /// # Errors
 ///
@@ -139,11 +150,11 @@ pub async fn kinds(
     db: &Database,
     tenant: TenantId,
     ids: &[BlobId],
-) -> Result<Vec<(BlobId, BlobKind)>, DbError> {
+) -> Result<Vec<(BlobId, StoredBlob)>, DbError> {
     let mut found = Vec::with_capacity(ids.len());
     for batch in ids.chunks(MAX_BOUND_IDS) {
         let rows = tenant_ids_query(tenant, batch, |list| {
-            format!("SELECT id, kind FROM blobs WHERE tenant_id = $1 AND id IN ({list})")
+            format!("SELECT id, kind, length FROM blobs WHERE tenant_id = $1 AND id IN ({list})")
         })
         .fetch_all(db.pool())
         .await
@@ -153,15 +164,16 @@ pub async fn kinds(
                 what: "blobs.kind",
                 problem: "a stored blob has no kind".to_owned(),
             })?;
-            found.push((blob_column(row, "id")?, kind));
+            let length = length_column(row)?.unwrap_or_default();
+            found.push((blob_column(row, "id")?, StoredBlob { kind, length }));
         }
     }
     Ok(found)
 }
 
-/// Every blob the trees `trees` of `tenant` reference, with its kind when
-/// it is stored (`None` for a reference to a blob the tenant lacks), in no
-/// particular order and with repeats.
+/// Every blob the trees `trees` of `tenant` reference, with its kind and
+/// length when it is stored (`None` for a reference to a blob the tenant
+/// lacks), in no particular order and with repeats.
 ///
 /// # Errors
 ///
@@ -170,12 +182,12 @@ pub async fn refs_with_kinds(
     db: &Database,
     tenant: TenantId,
     trees: &[BlobId],
-) -> Result<Vec<(BlobId, Option<BlobKind>)>, DbError> {
+) -> Result<Vec<(BlobId, Option<StoredBlob>)>, DbError> {
     let mut found = Vec::new();
     for batch in trees.chunks(MAX_BOUND_IDS) {
         let rows = tenant_ids_query(tenant, batch, |list| {
             format!(
-                "SELECT r.ref_id AS id, b.kind AS kind FROM blob_refs r \
+                "SELECT r.ref_id AS id, b.kind AS kind, b.length AS length FROM blob_refs r \
                  LEFT JOIN blobs b ON b.tenant_id = r.tenant_id AND b.id = r.ref_id \
                  WHERE r.tenant_id = $1 AND r.tree_id IN ({list})"
             )
@@ -184,7 +196,14 @@ pub async fn refs_with_kinds(
         .await
         .map_err(query_error("read tree references"))?;
         for row in &rows {
-            found.push((blob_column(row, "id")?, kind_column(row)?));
+            let stored = match kind_column(row)? {
+                Some(kind) => Some(StoredBlob {
+                    kind,
+                    length: length_column(row)?.unwrap_or_default(),
+                }),
+                None => None,
+            };
+            found.push((blob_column(row, "id")?, stored));
         }
     }
     Ok(found)
@@ -296,6 +315,14 @@ fn blob_column(row: &AnyRow, column: &'static str) -> Result<BlobId, DbError> {
         .try_get(column)
         .map_err(query_error("decode an id column"))?;
     id_from_bytes(column, &bytes, BlobId::from_bytes)
+}
+
+/// Reads a nullable `length` column.
+fn length_column(row: &AnyRow) -> Result<Option<u64>, DbError> {
+    let length: Option<i64> = row
+        .try_get("length")
+        .map_err(query_error("decode a blob length"))?;
+    Ok(length.map(|value| u64::try_from(value).unwrap_or_default()))
 }
 
 /// Reads a nullable `kind` column as a [`BlobKind`].

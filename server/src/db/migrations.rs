@@ -67,6 +67,11 @@ const SQLITE: &[Embedded] = &[
         "garbage_collection",
         include_str!("../../../migrations/sqlite/20261206000000_garbage_collection.sql"),
     ),
+    (
+        20_261_208_000_000,
+        "storage_usage",
+        include_str!("../../../migrations/sqlite/20261208000000_storage_usage.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -117,6 +122,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_206_000_000,
         "garbage_collection",
         include_str!("../../../migrations/postgres/20261206000000_garbage_collection.sql"),
+    ),
+    (
+        20_261_208_000_000,
+        "storage_usage",
+        include_str!("../../../migrations/postgres/20261208000000_storage_usage.sql"),
     ),
 ];
 

@@ -43,6 +43,7 @@ pub mod snapshots;
 pub mod tenant_keys;
 pub mod tenants;
 pub mod upload_sessions;
+pub mod usage;
 pub mod users;
 
 use std::time::Duration;

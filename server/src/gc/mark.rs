@@ -12,20 +12,41 @@
 //! The walk keeps a stack of trees still to expand and expands up to
 //! [`BATCH`] of them per query (`blob_refs` joined to `blobs` for the kinds),
 //! so besides the [`LiveSet`] it holds at most a few batches of ids.
+//!
+//! The same join gives each blob's sealed length, so the walk also sums
+//! the distinct stored blobs it reaches ([`Reached`]): the tenant's live
+//! bytes for the mark, and, started from one group's snapshots only
+//! ([`Marker::empty`]), what that group references (`super::usage`).
 
 use std::collections::HashMap;
 
 use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, TenantId, UploadSessionId};
 
-use super::live_set::LiveSet;
-use crate::db::gc::{self as queries, SnapshotRoots};
+use super::live_set::{IdSet, LiveSet};
+use crate::db::gc::{self as queries, SnapshotRoots, StoredBlob};
 use crate::db::{Database, DbError, now_millis};
 
 /// Ids per query, the bound of the `IN (…)` lists.
 pub const BATCH: usize = 500;
 /// Rows per page of a listing.
 const PAGE: usize = 5_000;
+
+/// The distinct stored blobs a walk reached, and their sealed bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reached {
+    /// How many (a reference to a blob the tenant lacks is not counted).
+    pub blobs: u64,
+    /// Sum of their sealed lengths.
+    pub bytes: u64,
+}
+
+impl Reached {
+    fn add(&mut self, blob: StoredBlob) {
+        self.blobs += 1;
+        self.bytes += blob.length;
+    }
+}
 
 /// A mark in progress or done: the live set and what it was built from.
 #[derive(Debug)]
@@ -34,6 +55,8 @@ pub struct Marker {
     tenant: TenantId,
     /// What is live so far.
     live: LiveSet,
+    /// The stored blobs among `live`, counted as each is first marked.
+    reached: Reached,
     /// Trees marked but not yet expanded.
     stack: Vec<BlobId>,
     /// The open sessions whose leases were read, with the lease expiry seen
@@ -51,13 +74,7 @@ impl Marker {
     ///
     /// Fails when a query fails.
     pub async fn run(db: &Database, tenant: TenantId) -> Result<Self, DbError> {
-        let mut marker = Self {
-            tenant,
-            live: LiveSet::new(),
-            stack: Vec::new(),
-            sessions: HashMap::new(),
-            started_at: now_millis(),
-        };
+        let mut marker = Self::empty(tenant);
         // Sessions (and so their leases) first: a session that commits while
         // the snapshots are read turns its leases into a snapshot the page
         // scan may miss, but the sweep's check of recent snapshots finds it.
@@ -72,6 +89,40 @@ impl Marker {
         }
         marker.expand(db).await?;
         Ok(marker)
+    }
+
+    /// Marks what `snapshots` reach besides what is marked already, so a
+    /// caller can feed a long list in pages.
+    ///
+    /// # Errors
+    ///
+    /// Fails when a query fails.
+    pub async fn extend(
+        &mut self,
+        db: &Database,
+        snapshots: &[SnapshotRoots],
+    ) -> Result<(), DbError> {
+        self.mark_snapshots(db, snapshots).await?;
+        self.expand(db).await
+    }
+
+    /// A mark of `tenant` with nothing marked, to [`Marker::extend`] from
+    /// chosen snapshots only — no leases, no other snapshot — so that the
+    /// live set and [`Marker::reached`] are theirs alone.
+    pub fn empty(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            live: LiveSet::new(),
+            reached: Reached::default(),
+            stack: Vec::new(),
+            sessions: HashMap::new(),
+            started_at: now_millis(),
+        }
+    }
+
+    /// The distinct stored blobs marked so far, and their bytes.
+    pub fn reached(&self) -> Reached {
+        self.reached
     }
 
     /// What is live.
@@ -159,11 +210,17 @@ impl Marker {
         for batch in fresh.chunks(BATCH) {
             // A root the tenant does not store is marked all the same: it
             // costs nothing and its upload may be on the way.
+            let mut new: IdSet<BlobId> = IdSet::default();
             for id in batch {
-                self.live.mark(id);
+                if self.live.mark(id) {
+                    new.insert(*id);
+                }
             }
-            for (id, kind) in queries::kinds(db, self.tenant, batch).await? {
-                if kind == BlobKind::Tree && self.live.mark_tree(&id) {
+            for (id, stored) in queries::kinds(db, self.tenant, batch).await? {
+                if new.remove(&id) {
+                    self.reached.add(stored);
+                }
+                if stored.kind == BlobKind::Tree && self.live.mark_tree(&id) {
                     self.stack.push(id);
                 }
             }
@@ -180,9 +237,14 @@ impl Marker {
         while !self.stack.is_empty() {
             let take = self.stack.len().min(BATCH);
             let batch = self.stack.split_off(self.stack.len() - take);
-            for (id, kind) in queries::refs_with_kinds(db, self.tenant, &batch).await? {
-                self.live.mark(&id);
-                if kind == Some(BlobKind::Tree) && self.live.mark_tree(&id) {
+            for (id, stored) in queries::refs_with_kinds(db, self.tenant, &batch).await? {
+                if self.live.mark(&id)
+                    && let Some(stored) = stored
+                {
+                    self.reached.add(stored);
+                }
+                let tree = stored.is_some_and(|stored| stored.kind == BlobKind::Tree);
+                if tree && self.live.mark_tree(&id) {
                     self.stack.push(id);
                 }
             }

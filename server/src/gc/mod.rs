@@ -12,6 +12,7 @@
 //! - `objects.rs` — deleting pack objects after their rows, and orphans.
 //! - `fault.rs` — crash points for the crash tests.
 //! - `report.rs` — what a run did.
+//! - `usage.rs` — the storage accounting recorded at the end of a run.
 //!
 //! # Steps
 //!
@@ -31,6 +32,8 @@
 //!    for repacking (phase 2).
 //! 5. Delete pack objects that have had no index row for longer than the
 //!    orphan age.
+//! 6. Record the tenant's storage usage: live and dead bytes from 2 and 4,
+//!    and per plan and agent what its snapshots reference (`usage.rs`).
 //!
 //! A dry run does 2 and 4's sorting and reports; it writes nothing.
 //!
@@ -98,7 +101,9 @@
 //!
 //! The mark reads roots and references in pages and batches of at most 500
 //! ids; what it keeps is the [`live_set::LiveSet`] — 20–40 bytes per
-//! live blob, see there — plus the list of wholly dead packs.
+//! live blob, see there — plus the list of wholly dead packs. Step 6 walks
+//! one plan/agent group at a time with a fresh set, after the sweep has
+//! dropped the mark's, so no set is larger than the tenant's.
 
 mod fault;
 pub mod live_set;
@@ -106,8 +111,11 @@ mod mark;
 mod objects;
 mod report;
 mod sweep;
+mod usage;
 
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
 
 use stowage_protocol::ids::TenantId;
 
@@ -165,7 +173,14 @@ pub async fn collect(
     }
     objects::finish_pending(db, store, tenant, options.dry_run, &mut report).await?;
     let marker = mark(db, tenant, &mut report).await?;
+    let reclaimed_before = report.bytes_reclaimed;
     sweep(db, store, tenant, marker, options, &mut report).await?;
+    if !options.dry_run {
+        let swept = report.bytes_reclaimed - reclaimed_before;
+        usage::account(db, tenant, swept, &mut report)
+            .await
+            .context("unable to record the tenant's storage usage")?;
+    }
     report.total_seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -186,6 +201,8 @@ pub async fn mark(
     report.mark_seconds = started.elapsed().as_secs_f64();
     report.live_blobs = marker.live().len();
     report.live_set_bytes = marker.live().heap_bytes();
+    report.live_stored_blobs = marker.reached().blobs;
+    report.live_bytes = marker.reached().bytes;
     tracing::info!(
         tenant.id = %tenant,
         live_blobs = report.live_blobs,
@@ -211,6 +228,8 @@ pub async fn sweep(
     report: &mut GcReport,
 ) -> anyhow::Result<()> {
     let dead = sweep::classify(db, tenant, &marker, report).await?;
+    report.dead_packs_at_mark = dead.len() as u64;
+    report.dead_pack_bytes_at_mark = dead.iter().map(|pack| pack.size).sum();
     if options.dry_run {
         report.packs_deleted = dead.len() as u64;
         report.blobs_deleted = dead.iter().map(|pack| pack.blobs).sum();

@@ -12,6 +12,15 @@ pub struct GcReport {
     pub dry_run: bool,
     /// Blobs found live (distinct 16-byte prefixes).
     pub live_blobs: u64,
+    /// Stored blobs among them, and their sealed bytes (at the mark).
+    pub live_stored_blobs: u64,
+    /// Sealed bytes of those: the tenant's deduplicated live total.
+    pub live_bytes: u64,
+    /// Packs whose every blob was dead at the mark, and their bytes: what
+    /// the sweep set out to delete (running backups may keep some).
+    pub dead_packs_at_mark: u64,
+    /// Object bytes of those packs.
+    pub dead_pack_bytes_at_mark: u64,
     /// Packs whose every blob is dead, removed (or removable).
     pub packs_deleted: u64,
     /// Blob index rows removed with them.
@@ -45,6 +54,13 @@ pub struct GcReport {
     pub ended_sessions_removed: u64,
     /// How long the mark took, in seconds.
     pub mark_seconds: f64,
+    /// Plan/agent groups whose referenced bytes were walked and recorded
+    /// (none in a dry run).
+    pub usage_groups: u64,
+    /// How long walking them took, in seconds.
+    pub usage_seconds: f64,
+    /// Heap of the largest group's live set, in bytes.
+    pub usage_set_bytes: u64,
     /// How long the whole run took, in seconds.
     pub total_seconds: f64,
 }
@@ -95,10 +111,21 @@ impl fmt::Display for GcReport {
                 self.expired_leases_released, self.ended_sessions_removed
             )?;
         }
+        if !self.dry_run {
+            writeln!(
+                f,
+                "usage of {} plan/agent groups walked and recorded in {:.1} s",
+                self.usage_groups, self.usage_seconds
+            )?;
+        }
         writeln!(
             f,
-            "{} live blobs marked in {:.1} s ({} bytes of live set); {:.1} s in all",
-            self.live_blobs, self.mark_seconds, self.live_set_bytes, self.total_seconds
+            "{} live blobs ({} bytes) marked in {:.1} s ({} bytes of live set); {:.1} s in all",
+            self.live_blobs,
+            self.live_bytes,
+            self.mark_seconds,
+            self.live_set_bytes,
+            self.total_seconds
         )
     }
 }

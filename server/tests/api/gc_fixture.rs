@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use secrecy::ExposeSecret;
 use sqlx::{AssertSqlSafe, Connection};
 use stowage_protocol::blob::BlobKind;
-use stowage_protocol::ids::{AgentId, BlobId, PackId, SnapshotId, TenantId};
+use stowage_protocol::ids::{AgentId, BlobId, PackId, PlanId, SnapshotId, TenantId};
 use stowage_protocol::snapshot::{RawPath, SnapshotRecord, SnapshotSummary};
 use stowage_server::configuration::DatabaseSettings;
 use stowage_server::db::agents::{self, NewAgent};
@@ -99,12 +99,22 @@ impl Stack {
 
     /// Stores a snapshot of `root` as a commit would, and answers its id.
     pub async fn snapshot(&self, root: BlobId) -> SnapshotId {
+        self.snapshot_of(root, None, self.agent).await
+    }
+
+    /// Stores a snapshot of `root` taken by `agent` for `plan`.
+    pub async fn snapshot_of(
+        &self,
+        root: BlobId,
+        plan: Option<PlanId>,
+        agent: AgentId,
+    ) -> SnapshotId {
         let record = SnapshotRecord {
             root,
             parent: None,
             hostname: "db1".to_owned(),
-            agent: self.agent,
-            plan: None,
+            agent,
+            plan,
             paths: vec![RawPath(b"/srv".to_vec())],
             tags: Vec::new(),
             started_at: Utc.with_ymd_and_hms(2026, 12, 6, 3, 0, 0).unwrap(),
@@ -118,11 +128,11 @@ impl Stack {
             self.tenant,
             NewSnapshot {
                 id: record.id(),
-                agent_id: self.agent,
+                agent_id: agent,
                 record: &canonical,
                 root,
                 hostname: "db1",
-                plan_id: None,
+                plan_id: plan,
                 started_at: record.started_at,
                 finished_at: record.finished_at,
             },

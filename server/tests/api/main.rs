@@ -60,3 +60,4 @@ mod s3_faults;
 mod scheduler;
 mod snapshots;
 mod storage;
+mod usage;

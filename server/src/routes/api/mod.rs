@@ -185,6 +185,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/jobs/verify", web::post().to(operator::jobs::verify))
             .route("/jobs/{job_id}", web::get().to(operator::jobs::get))
             .route("/agents", web::get().to(operator::agents::list))
+            .route("/usage", web::get().to(operator::usage::show))
             .route(
                 "/retention/preview",
                 web::get().to(operator::retention::preview),

@@ -1,4 +1,4 @@
-//! The operator API: plans, jobs and agents for automation holding an API
+//! The operator API: plans, jobs, agents, retention and storage usage for automation holding an API
 //! key (`stowage-server api-key create`), doing what the command line does
 //! through the same [`crate::operations`] and answering with the same JSON
 //! shapes ([`crate::views`]).
@@ -10,6 +10,7 @@ pub mod agents;
 pub mod jobs;
 pub mod plans;
 pub mod retention;
+pub mod usage;
 
 use stowage_protocol::api::codes;
 
