@@ -28,6 +28,15 @@ pub struct GcArgs {
     /// 30m, 1h, 7d.
     #[arg(long, default_value = "1h", value_parser = parse_age)]
     pub orphan_min_age: Duration,
+    /// Repack a pack holding dead blobs when its live blobs fill less than
+    /// this percentage of it (0 turns repacking off).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = gc::DEFAULT_REPACK_BELOW_PERCENT,
+        value_parser = clap::value_parser!(u8).range(0..=100)
+    )]
+    pub repack_below: u8,
 }
 
 /// Runs garbage collection for the tenant and answers the report's text.
@@ -49,6 +58,7 @@ pub async fn run(settings: &Settings, args: &GcArgs) -> anyhow::Result<String> {
         GcOptions {
             dry_run: args.dry_run,
             orphan_min_age: args.orphan_min_age,
+            repack_below_percent: args.repack_below,
         },
     )
     .await

@@ -99,11 +99,14 @@ pub async fn ensure_epoch(db: &Database, tenant: TenantId) -> Result<(), DbError
 /// uncommitted rolls everything back.
 pub struct SweepTransaction {
     /// The open transaction.
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Any>,
     /// Which locking clauses apply.
-    backend: Backend,
+    pub(super) backend: Backend,
     /// Every statement is scoped to it.
-    tenant: TenantId,
+    pub(super) tenant: TenantId,
+    /// The epoch this transaction bumped the tenant to: the stamp of every
+    /// deletion it records (see [`super::gc_tombstones`]).
+    pub(super) epoch: i64,
 }
 
 impl std::fmt::Debug for SweepTransaction {
@@ -111,6 +114,7 @@ impl std::fmt::Debug for SweepTransaction {
         f.debug_struct("SweepTransaction")
             .field("backend", &self.backend)
             .field("tenant", &self.tenant)
+            .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }
 }
@@ -134,10 +138,12 @@ pub async fn begin(db: &Database, tenant: TenantId) -> Result<SweepTransaction, 
             key: tenant.to_hex(),
         });
     }
+    let epoch = read_epoch(&mut *tx, tenant, "").await?;
     Ok(SweepTransaction {
         tx,
         backend: db.backend(),
         tenant,
+        epoch,
     })
 }
 
@@ -301,16 +307,15 @@ impl SweepTransaction {
 
     /// Removes `packs` (id and object size) from the index — their blobs,
     /// whose tree references and complete-tree rows cascade, and the pack
-    /// rows — and records each as pending object deletion. Answers how many
-    /// blob rows went.
+    /// rows — and records each as pending object deletion
+    /// ([`Self::record_deletions`]). Answers how many blob rows went.
     ///
     /// # Errors
     ///
     /// Fails when a statement fails; the transaction must then be dropped.
     pub async fn delete_packs(&mut self, packs: &[(PackId, u64)]) -> Result<u64, DbError> {
         let mut blobs = 0;
-        let now = now_millis();
-        for batch in packs.chunks(MAX_BOUND_IDS / 3) {
+        for batch in packs.chunks(MAX_BOUND_IDS) {
             let ids: Vec<PackId> = batch.iter().map(|(id, _)| *id).collect();
             let list = placeholders(2, ids.len());
             let deleted = bind_packs(
@@ -334,16 +339,36 @@ impl SweepTransaction {
             .execute(&mut *self.tx)
             .await
             .map_err(query_error("delete dead packs"))?;
+        }
+        self.record_deletions(packs).await?;
+        Ok(blobs)
+    }
+
+    /// Records the objects of `packs` (id and size) as pending deletion,
+    /// stamped with this transaction's epoch: a record of an earlier
+    /// deletion of the same pack id becomes unfinished again and takes the
+    /// new epoch, so an upload racing this deletion is refused
+    /// ([`super::gc_tombstones`]).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the insert fails; the transaction must then be dropped.
+    pub async fn record_deletions(&mut self, packs: &[(PackId, u64)]) -> Result<(), DbError> {
+        let now = now_millis();
+        for batch in packs.chunks(MAX_BOUND_IDS / 3) {
             let rows = (0..batch.len())
-                .map(|i| format!("($1, {}, $2)", placeholders(3 + i * 2, 2)))
+                .map(|i| format!("($1, {}, $2, $3)", placeholders(4 + i * 2, 2)))
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut insert = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO gc_pending_deletes (tenant_id, pack_id, size, deleted_at) \
-                 VALUES {rows} ON CONFLICT (tenant_id, pack_id) DO NOTHING"
+                "INSERT INTO gc_pending_deletes (tenant_id, pack_id, size, deleted_at, epoch) \
+                 VALUES {rows} ON CONFLICT (tenant_id, pack_id) DO UPDATE SET \
+                 size = excluded.size, deleted_at = excluded.deleted_at, \
+                 epoch = excluded.epoch, finished_at = NULL"
             )))
             .bind(self.tenant.to_hex())
-            .bind(now);
+            .bind(now)
+            .bind(self.epoch);
             for (id, size) in batch {
                 insert = insert.bind(id.as_bytes().to_vec()).bind(to_i64(*size));
             }
@@ -352,7 +377,7 @@ impl SweepTransaction {
                 .await
                 .map_err(query_error("record pending pack object deletions"))?;
         }
-        Ok(blobs)
+        Ok(())
     }
 
     /// Commits the transaction.
