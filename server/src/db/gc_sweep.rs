@@ -138,7 +138,7 @@ pub async fn begin(db: &Database, tenant: TenantId) -> Result<SweepTransaction, 
             key: tenant.to_hex(),
         });
     }
-    let epoch = read_epoch(&mut *tx, tenant, "").await?;
+    let epoch = read_epoch(&mut tx, tenant, "").await?;
     Ok(SweepTransaction {
         tx,
         backend: db.backend(),

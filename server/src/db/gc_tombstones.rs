@@ -73,14 +73,12 @@ pub async fn admit(db: &Database, tenant: TenantId, pack: PackId) -> Result<Admi
         .fetch_optional(db.pool())
         .await
         .map_err(query_error("read the garbage collection epoch"))?;
-    let mark = match row {
-        Some(row) => row
-            .try_get("epoch")
-            .map_err(query_error("decode the garbage collection epoch"))?,
-        None => {
-            super::gc_sweep::ensure_epoch(db, tenant).await?;
-            0
-        }
+    let mark = if let Some(row) = row {
+        row.try_get("epoch")
+            .map_err(query_error("decode the garbage collection epoch"))?
+    } else {
+        super::gc_sweep::ensure_epoch(db, tenant).await?;
+        0
     };
     let pending = sqlx::query(
         "SELECT 1 AS found FROM gc_pending_deletes \

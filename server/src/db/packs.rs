@@ -17,8 +17,8 @@ use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 
 use super::{
-    Database, DbError, MAX_BOUND_IDS, from_millis, id_from_bytes, now_millis, placeholders,
-    gc_tombstones, query_error, select_ids_for, tenant_ids_query, to_i64, upload_sessions,
+    Database, DbError, MAX_BOUND_IDS, from_millis, gc_tombstones, id_from_bytes, now_millis,
+    placeholders, query_error, select_ids_for, tenant_ids_query, to_i64, upload_sessions,
 };
 
 /// A stored pack.

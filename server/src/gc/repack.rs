@@ -152,8 +152,13 @@ async fn commit(
             }
             continue;
         }
-        tx.index_repacked(copy.new, copy.new_size, copy.moved.len() as u64, &copy.moved)
-            .await?;
+        tx.index_repacked(
+            copy.new,
+            copy.new_size,
+            copy.moved.len() as u64,
+            &copy.moved,
+        )
+        .await?;
         done.push(copy);
     }
     let sized: Vec<(PackId, u64)> = done.iter().map(|copy| (copy.old, copy.old_size)).collect();
@@ -163,7 +168,7 @@ async fn commit(
     for copy in &done {
         report.packs_repacked += 1;
         report.repack_packs_written += 1;
-        report.repack_bytes_copied += copy.copied_bytes;
+        report.repack_bytes_copied += copy.sealed_bytes;
         report.repack_bytes_reclaimed += copy.old_size.saturating_sub(copy.new_size);
     }
     Ok(done

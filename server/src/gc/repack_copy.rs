@@ -19,8 +19,8 @@ use stowage_protocol::ids::{PackId, TenantId};
 use stowage_protocol::pack::{PackReader, PackWriter, verify_pack_id};
 
 use super::live_set::LiveSet;
-use crate::db::gc_repack::{self, MovedBlob};
 use crate::db::Database;
+use crate::db::gc_repack::{self, MovedBlob};
 use crate::ingest::pack_key;
 use crate::storage::ObjectStore;
 
@@ -38,7 +38,7 @@ pub struct Copied {
     /// The blobs copied, with their new offsets.
     pub moved: Vec<MovedBlob>,
     /// Sealed bytes copied.
-    pub copied_bytes: u64,
+    pub sealed_bytes: u64,
 }
 
 /// Why a pack was not repacked although the store could be read.
@@ -72,9 +72,10 @@ pub async fn copy_live(
     if keep.is_empty() {
         return damaged("no live blob is indexed in it".to_owned());
     }
-    let bytes = store.get(&pack_key(tenant, old)).await.map_err(|error| {
-        anyhow::anyhow!("unable to read pack {old} to repack it - {error}")
-    })?;
+    let bytes = store
+        .get(&pack_key(tenant, old))
+        .await
+        .map_err(|error| anyhow::anyhow!("unable to read pack {old} to repack it - {error}"))?;
     if let Err(error) = verify_pack_id(&bytes, &old) {
         return damaged(error.to_string());
     }
@@ -85,13 +86,16 @@ pub async fn copy_live(
     let capacity = usize::try_from(old_size).unwrap_or(bytes.len());
     let mut writer = PackWriter::with_capacity(reader.sealed_key(), capacity);
     let mut moved = Vec::with_capacity(keep.len());
-    let mut copied_bytes = 0;
+    let mut sealed_bytes = 0;
     for row in keep {
         let Some(entry) = reader.find(&row.id) else {
             return damaged(format!("its table lacks indexed blob {}", row.id));
         };
         if (entry.offset, entry.length, entry.kind) != (row.offset, row.length, row.kind) {
-            return damaged(format!("its table and the index disagree on blob {}", row.id));
+            return damaged(format!(
+                "its table and the index disagree on blob {}",
+                row.id
+            ));
         }
         let Some(sealed) = reader.blob_bytes(entry) else {
             return damaged(format!("blob {} lies outside it", row.id));
@@ -99,26 +103,32 @@ pub async fn copy_live(
         if let Err(error) = writer.add(entry.kind, entry.id, sealed, &entry.refs) {
             return damaged(error.to_string());
         }
-        let placed = writer.table().entries.last().expect("a blob was just added");
+        let placed = writer
+            .table()
+            .entries
+            .last()
+            .expect("a blob was just added");
         moved.push(MovedBlob {
             id: row.id,
             from: old,
             offset: placed.offset,
         });
-        copied_bytes += u64::from(entry.length);
+        sealed_bytes += u64::from(entry.length);
     }
     let (new, new_bytes) = writer.finish();
     let new_size = new_bytes.len() as u64;
     store
         .put_bytes(&pack_key(tenant, new), new_bytes.into())
         .await
-        .map_err(|error| anyhow::anyhow!("unable to store pack {new}, repacked from {old} - {error}"))?;
+        .map_err(|error| {
+            anyhow::anyhow!("unable to store pack {new}, repacked from {old} - {error}")
+        })?;
     Ok(Ok(Copied {
         old,
         old_size,
         new,
         new_size,
         moved,
-        copied_bytes,
+        sealed_bytes,
     }))
 }

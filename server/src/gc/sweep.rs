@@ -14,9 +14,9 @@ use super::catch_up::CatchUp;
 use super::fault::{self, FaultPoint};
 use super::mark::{BATCH, Marker};
 use super::objects;
+use super::repack::RepackCandidate;
 use super::report::GcReport;
 use crate::db::gc::{self as queries, PackContents};
-use super::repack::RepackCandidate;
 use crate::db::{Database, complete_trees, now_millis};
 use crate::storage::ObjectStore;
 

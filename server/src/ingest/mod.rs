@@ -78,8 +78,8 @@ use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PACK_TRAILER_LEN, P
 
 pub use error::{ErrorClass, IngestError};
 
-use crate::db::packs::{self, IndexOutcome, IndexedBlob};
 use crate::db::gc_tombstones::{self, Admission};
+use crate::db::packs::{self, IndexOutcome, IndexedBlob};
 use crate::db::{Database, DbError, upload_sessions};
 use crate::storage::{ObjectKey, ObjectStore};
 

@@ -98,9 +98,15 @@ impl Stack {
             .put_bytes(&pack_key(self.tenant, id), bytes.to_vec().into())
             .await
             .unwrap();
-        packs::index(&self.db, self.tenant, id, bytes.len() as u64, &table_of(bytes))
-            .await
-            .unwrap();
+        packs::index(
+            &self.db,
+            self.tenant,
+            id,
+            bytes.len() as u64,
+            &table_of(bytes),
+        )
+        .await
+        .unwrap();
     }
 
     /// The sealed bytes of `blob` read from the store where the index says

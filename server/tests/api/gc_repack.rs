@@ -119,11 +119,7 @@ async fn a_partly_dead_pack_becomes_a_pack_of_exactly_its_live_sealed_blobs(stac
     assert_eq!(location(stack, repo.dead.id).await, None);
     assert!(!stack.pack_exists(repo.pack).await);
     assert!(!stack.object_exists(repo.pack).await);
-    let bytes = stack
-        .store
-        .get(&pack_key(stack.tenant, new))
-        .await
-        .unwrap();
+    let bytes = stack.store.get(&pack_key(stack.tenant, new)).await.unwrap();
     verify_pack_id(&bytes, &new).unwrap();
     let reader = PackReader::parse(&bytes).unwrap();
     let mut listed: Vec<BlobId> = reader.entries().iter().map(|entry| entry.id).collect();
@@ -226,9 +222,10 @@ async fn a_dead_blob_leased_while_its_pack_is_repacked_keeps_the_pack(stack: &St
 
     // Act
     let report = collect_with(stack, async || {
-        let missing = gc_leases::lease_present(&stack.db, stack.tenant, session.id, &[repo.dead.id])
-            .await
-            .unwrap();
+        let missing =
+            gc_leases::lease_present(&stack.db, stack.tenant, session.id, &[repo.dead.id])
+                .await
+                .unwrap();
         assert!(missing.is_empty());
     })
     .await;
@@ -297,11 +294,7 @@ async fn a_blob_stored_in_two_packs_is_kept_once(stack: &Stack) {
     assert!(!stack.pack_exists(second).await);
     assert_eq!(location(stack, a.id).await, Some(first));
     let new = location(stack, b.id).await.unwrap();
-    let bytes = stack
-        .store
-        .get(&pack_key(stack.tenant, new))
-        .await
-        .unwrap();
+    let bytes = stack.store.get(&pack_key(stack.tenant, new)).await.unwrap();
     let listed: Vec<BlobId> = PackReader::parse(&bytes)
         .unwrap()
         .entries()

@@ -101,7 +101,9 @@ async fn upload(
 
 /// The sweep's row transaction for `pack`: rows gone, deletion recorded.
 async fn sweep_rows(stack: &Stack, pack: PackId, size: u64) {
-    gc_sweep::ensure_epoch(&stack.db, stack.tenant).await.unwrap();
+    gc_sweep::ensure_epoch(&stack.db, stack.tenant)
+        .await
+        .unwrap();
     let mut tx = gc_sweep::begin(&stack.db, stack.tenant).await.unwrap();
     assert_eq!(tx.lock_packs(&[pack]).await.unwrap(), vec![pack]);
     tx.delete_packs(&[(pack, size)]).await.unwrap();
@@ -168,7 +170,9 @@ async fn an_upload_of_a_pack_whose_deletion_is_pending_is_refused_until_it_finis
     sweep_rows(&stack, pack, bytes.len() as u64).await;
     let steps = vec![(
         FaultPoint::AfterObjectWrite,
-        step(&stack, move |stack| async move { sweep_object(&stack, pack).await }),
+        step(&stack, move |stack| async move {
+            sweep_object(&stack, pack).await;
+        }),
     )];
 
     // Act
@@ -178,7 +182,10 @@ async fn an_upload_of_a_pack_whose_deletion_is_pending_is_refused_until_it_finis
 
     // Assert
     assert_being_deleted(refused, pack);
-    assert!(matches!(retried, Ok(IngestOutcome::Stored { .. })), "{retried:?}");
+    assert!(
+        matches!(retried, Ok(IngestOutcome::Stored { .. })),
+        "{retried:?}"
+    );
     assert_stored_and_readable(&stack, pack, &bytes).await;
 }
 
@@ -202,7 +209,9 @@ async fn an_upload_racing_a_sweep_of_the_same_pack_is_refused_at_its_index(stack
         ),
         (
             FaultPoint::AfterObjectWrite,
-            step(&stack, move |stack| async move { sweep_object(&stack, pack).await }),
+            step(&stack, move |stack| async move {
+                sweep_object(&stack, pack).await;
+            }),
         ),
     ];
 
@@ -213,7 +222,10 @@ async fn an_upload_racing_a_sweep_of_the_same_pack_is_refused_at_its_index(stack
     assert_being_deleted(raced, pack);
     assert!(!stack.pack_exists(pack).await);
     let retried = upload(&stack, Vec::new(), pack, &bytes).await;
-    assert!(matches!(retried, Ok(IngestOutcome::Stored { .. })), "{retried:?}");
+    assert!(
+        matches!(retried, Ok(IngestOutcome::Stored { .. })),
+        "{retried:?}"
+    );
     assert_stored_and_readable(&stack, pack, &bytes).await;
 }
 
@@ -245,7 +257,10 @@ async fn an_upload_racing_the_orphan_sweep_of_its_pack_is_refused_at_its_index(s
     assert_being_deleted(raced, pack);
     assert!(!stack.pack_exists(pack).await);
     let retried = upload(&stack, Vec::new(), pack, &bytes).await;
-    assert!(matches!(retried, Ok(IngestOutcome::Stored { .. })), "{retried:?}");
+    assert!(
+        matches!(retried, Ok(IngestOutcome::Stored { .. })),
+        "{retried:?}"
+    );
     assert_stored_and_readable(&stack, pack, &bytes).await;
 }
 
