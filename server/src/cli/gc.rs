@@ -90,6 +90,23 @@ fn parse_age(text: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    fn repack_below(extra: &[&str]) -> Result<u8, clap::Error> {
+        use clap::Parser;
+        let args = [&["stowage-server", "gc", "--tenant", "acme"][..], extra].concat();
+        match crate::cli::Cli::try_parse_from(args)?.command {
+            Some(crate::cli::Command::Gc(gc)) => Ok(gc.repack_below),
+            other => panic!("not a gc command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repack_below_defaults_to_eighty_percent_takes_zero_to_turn_off_and_refuses_over_100() {
+        assert_eq!(repack_below(&[]).unwrap(), 80);
+        assert_eq!(repack_below(&["--repack-below", "0"]).unwrap(), 0);
+        assert_eq!(repack_below(&["--repack-below", "100"]).unwrap(), 100);
+        assert!(repack_below(&["--repack-below", "101"]).is_err());
+    }
+
     #[test]
     fn an_orphan_age_may_be_zero_or_a_lifetime() {
         assert_eq!(parse_age("0s"), Ok(Duration::ZERO));

@@ -21,8 +21,7 @@ use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 
 use super::gc::SnapshotRoots;
 use super::{
-    Backend, Database, DbError, MAX_BOUND_IDS, id_from_bytes, now_millis, parse_id, placeholders,
-    query_error, to_i64,
+    Backend, Database, DbError, MAX_BOUND_IDS, id_from_bytes, parse_id, placeholders, query_error,
 };
 
 /// The tenant's garbage collection epoch: how many sweep transactions have
@@ -342,42 +341,6 @@ impl SweepTransaction {
         }
         self.record_deletions(packs).await?;
         Ok(blobs)
-    }
-
-    /// Records the objects of `packs` (id and size) as pending deletion,
-    /// stamped with this transaction's epoch: a record of an earlier
-    /// deletion of the same pack id becomes unfinished again and takes the
-    /// new epoch, so an upload racing this deletion is refused
-    /// ([`super::gc_tombstones`]).
-    ///
-    /// # Errors
-    ///
-    /// Fails when the insert fails; the transaction must then be dropped.
-    pub async fn record_deletions(&mut self, packs: &[(PackId, u64)]) -> Result<(), DbError> {
-        let now = now_millis();
-        for batch in packs.chunks(MAX_BOUND_IDS / 3) {
-            let rows = (0..batch.len())
-                .map(|i| format!("($1, {}, $2, $3)", placeholders(4 + i * 2, 2)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut insert = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO gc_pending_deletes (tenant_id, pack_id, size, deleted_at, epoch) \
-                 VALUES {rows} ON CONFLICT (tenant_id, pack_id) DO UPDATE SET \
-                 size = excluded.size, deleted_at = excluded.deleted_at, \
-                 epoch = excluded.epoch, finished_at = NULL"
-            )))
-            .bind(self.tenant.to_hex())
-            .bind(now)
-            .bind(self.epoch);
-            for (id, size) in batch {
-                insert = insert.bind(id.as_bytes().to_vec()).bind(to_i64(*size));
-            }
-            insert
-                .execute(&mut *self.tx)
-                .await
-                .map_err(query_error("record pending pack object deletions"))?;
-        }
-        Ok(())
     }
 
     /// Commits the transaction.

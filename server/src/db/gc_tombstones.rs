@@ -44,7 +44,10 @@
 use sqlx::{AnyConnection, AssertSqlSafe, Row};
 use stowage_protocol::ids::{PackId, TenantId};
 
-use super::{Backend, Database, DbError, query_error};
+use super::gc_sweep::SweepTransaction;
+use super::{
+    Backend, Database, DbError, MAX_BOUND_IDS, now_millis, placeholders, query_error, to_i64,
+};
 
 /// What [`admit`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,4 +200,42 @@ pub async fn prune(db: &Database, tenant: TenantId, finished_before: i64) -> Res
         .await
         .map_err(query_error("commit pruning deletion tombstones"))?;
     Ok(pruned.rows_affected())
+}
+
+impl SweepTransaction {
+    /// Records the objects of `packs` (id and size) as pending deletion,
+    /// stamped with this transaction's epoch: a record of an earlier
+    /// deletion of the same pack id becomes unfinished again and takes the
+    /// new epoch, so an upload racing this deletion is refused
+    /// ([`super::gc_tombstones`]).
+    ///
+    /// # Errors
+    ///
+    /// Fails when the insert fails; the transaction must then be dropped.
+    pub async fn record_deletions(&mut self, packs: &[(PackId, u64)]) -> Result<(), DbError> {
+        let now = now_millis();
+        for batch in packs.chunks(MAX_BOUND_IDS / 3) {
+            let rows = (0..batch.len())
+                .map(|i| format!("($1, {}, $2, $3)", placeholders(4 + i * 2, 2)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut insert = sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO gc_pending_deletes (tenant_id, pack_id, size, deleted_at, epoch) \
+                 VALUES {rows} ON CONFLICT (tenant_id, pack_id) DO UPDATE SET \
+                 size = excluded.size, deleted_at = excluded.deleted_at, \
+                 epoch = excluded.epoch, finished_at = NULL"
+            )))
+            .bind(self.tenant.to_hex())
+            .bind(now)
+            .bind(self.epoch);
+            for (id, size) in batch {
+                insert = insert.bind(id.as_bytes().to_vec()).bind(to_i64(*size));
+            }
+            insert
+                .execute(&mut *self.tx)
+                .await
+                .map_err(query_error("record pending pack object deletions"))?;
+        }
+        Ok(())
+    }
 }

@@ -118,7 +118,10 @@
 //!
 //! The mark reads roots and references in pages and batches of at most 500
 //! ids; what it keeps is the [`live_set::LiveSet`] — 20–40 bytes per
-//! live blob, see there — plus the list of wholly dead packs.
+//! live blob, see there — plus the list of wholly dead packs and of packs
+//! to repack (about 50 bytes each). A repack holds one old pack object and
+//! its new copy in memory at a time: twice the pack size, 32 MiB for the
+//! agent's 16 MiB packs, 256 MiB at the 128 MiB maximum.
 
 mod catch_up;
 mod fault;
