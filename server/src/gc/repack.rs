@@ -33,7 +33,7 @@ use super::catch_up::CatchUp;
 use super::fault::{self, FaultPoint};
 use super::mark::Marker;
 use super::objects;
-use super::repack_copy::{self, Copied};
+use super::repack_copy::{self, Copied, CopyOutcome};
 use super::report::GcReport;
 use crate::db::{Database, gc_sweep, now_millis};
 use crate::storage::ObjectStore;
@@ -95,8 +95,9 @@ pub async fn repack(
             )
             .await?
             {
-                Ok(copied) => written.push(copied),
-                Err(damaged) => {
+                CopyOutcome::Written(copied) => written.push(copied),
+                CopyOutcome::AllLive => report.repack_packs_kept += 1,
+                CopyOutcome::Damaged(damaged) => {
                     tracing::warn!(tenant.id = %tenant, "{damaged}; it is left as it is");
                     report.repack_packs_damaged += 1;
                 }

@@ -51,9 +51,20 @@ pub struct Damaged {
     pub problem: String,
 }
 
+/// What [`copy_live`] did with a pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyOutcome {
+    /// Its new pack is written.
+    Written(Copied),
+    /// Every blob of its table is live now (roots appeared since it was
+    /// chosen): there is nothing to drop, and nothing was written.
+    AllLive,
+    /// Its object or index disagrees with itself: it is left alone.
+    Damaged(Damaged),
+}
+
 /// Copies the blobs of `old` (of `old_size` bytes) that are indexed in it
-/// and marked in `live` into a new pack and stores it. `Ok(Err(_))` when
-/// the pack's object or index disagrees with itself: it is left alone.
+/// and marked in `live` into a new pack and stores it.
 ///
 /// # Errors
 ///
@@ -65,8 +76,8 @@ pub async fn copy_live(
     live: &LiveSet,
     old: PackId,
     old_size: u64,
-) -> anyhow::Result<Result<Copied, Damaged>> {
-    let damaged = |problem: String| Ok(Err(Damaged { pack: old, problem }));
+) -> anyhow::Result<CopyOutcome> {
+    let damaged = |problem: String| Ok(CopyOutcome::Damaged(Damaged { pack: old, problem }));
     let rows = gc_repack::pack_blobs(db, tenant, old).await?;
     let keep: Vec<_> = rows.iter().filter(|row| live.is_marked(&row.id)).collect();
     if keep.is_empty() {
@@ -83,6 +94,9 @@ pub async fn copy_live(
         Ok(reader) => reader,
         Err(error) => return damaged(error.to_string()),
     };
+    if reader.entries().len() == keep.len() {
+        return Ok(CopyOutcome::AllLive);
+    }
     let capacity = usize::try_from(old_size).unwrap_or(bytes.len());
     let mut writer = PackWriter::with_capacity(reader.sealed_key(), capacity);
     let mut moved = Vec::with_capacity(keep.len());
@@ -123,7 +137,7 @@ pub async fn copy_live(
         .map_err(|error| {
             anyhow::anyhow!("unable to store pack {new}, repacked from {old} - {error}")
         })?;
-    Ok(Ok(Copied {
+    Ok(CopyOutcome::Written(Copied {
         old,
         old_size,
         new,

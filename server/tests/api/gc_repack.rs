@@ -49,6 +49,7 @@ on_both!(
     a_dry_run_reports_the_repack_and_writes_nothing,
     a_dead_blob_leased_while_its_pack_is_repacked_keeps_the_pack,
     a_live_blob_leased_while_its_pack_is_repacked_moves_to_the_new_pack,
+    a_snapshot_committed_while_a_pack_is_repacked_keeps_what_it_reaches,
     a_blob_stored_in_two_packs_is_kept_once,
 );
 
@@ -273,6 +274,27 @@ async fn a_live_blob_leased_while_its_pack_is_repacked_moves_to_the_new_pack(sta
         .await
         .unwrap();
     assert!(missing.is_empty(), "the leased blob is no longer present");
+}
+
+async fn a_snapshot_committed_while_a_pack_is_repacked_keeps_what_it_reaches(stack: &Stack) {
+    // Arrange: after the mark, a backup commits a snapshot reaching the
+    // blob the mark found dead (as its root: no other pack is involved, so
+    // the first catch-up is the repack's own, after the copy left it out).
+    let repo = partly_dead(stack).await;
+
+    // Act
+    let report = collect_with(stack, async || {
+        stack.snapshot(repo.dead.id).await;
+    })
+    .await;
+
+    // Assert
+    assert_eq!(report.packs_repacked, 0, "{report:?}");
+    assert_eq!(report.repack_packs_kept, 1, "{report:?}");
+    assert!(report.catch_ups >= 1, "{report:?}");
+    assert_eq!(location(stack, repo.dead.id).await, Some(repo.pack));
+    assert_eq!(stack.read_blob(repo.dead.id).await, repo.dead.bytes);
+    assert!(stack.unindexed_objects().await.is_empty());
 }
 
 async fn a_blob_stored_in_two_packs_is_kept_once(stack: &Stack) {
