@@ -28,6 +28,15 @@ pub struct GcArgs {
     /// 30m, 1h, 7d.
     #[arg(long, default_value = "1h", value_parser = parse_age)]
     pub orphan_min_age: Duration,
+    /// Repack a pack holding dead blobs when its live blobs fill less than
+    /// this percentage of it (0 turns repacking off).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value_t = gc::DEFAULT_REPACK_BELOW_PERCENT,
+        value_parser = clap::value_parser!(u8).range(0..=100)
+    )]
+    pub repack_below: u8,
 }
 
 /// Runs garbage collection for the tenant and answers the report's text.
@@ -49,6 +58,7 @@ pub async fn run(settings: &Settings, args: &GcArgs) -> anyhow::Result<String> {
         GcOptions {
             dry_run: args.dry_run,
             orphan_min_age: args.orphan_min_age,
+            repack_below_percent: args.repack_below,
         },
     )
     .await
@@ -79,6 +89,23 @@ fn parse_age(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn repack_below(extra: &[&str]) -> Result<u8, clap::Error> {
+        use clap::Parser;
+        let args = [&["stowage-server", "gc", "--tenant", "acme"][..], extra].concat();
+        match crate::cli::Cli::try_parse_from(args)?.command {
+            Some(crate::cli::Command::Gc(gc)) => Ok(gc.repack_below),
+            other => panic!("not a gc command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repack_below_defaults_to_eighty_percent_takes_zero_to_turn_off_and_refuses_over_100() {
+        assert_eq!(repack_below(&[]).unwrap(), 80);
+        assert_eq!(repack_below(&["--repack-below", "0"]).unwrap(), 0);
+        assert_eq!(repack_below(&["--repack-below", "100"]).unwrap(), 100);
+        assert!(repack_below(&["--repack-below", "101"]).is_err());
+    }
 
     #[test]
     fn an_orphan_age_may_be_zero_or_a_lifetime() {

@@ -241,6 +241,9 @@ pub struct PackContents {
     pub id: PackId,
     /// Size of its object in bytes.
     pub size: u64,
+    /// Entries in its table: more than `blobs` when some of its blobs were
+    /// first indexed from another pack, whose copies are the live ones.
+    pub blob_count: u64,
     /// The blobs whose index rows name it, with their sealed lengths. Empty
     /// when every blob of its table was first indexed from another pack.
     pub blobs: Vec<(BlobId, u64)>,
@@ -259,7 +262,8 @@ pub async fn packs_page(
     limit: usize,
 ) -> Result<Vec<PackContents>, DbError> {
     let rows = sqlx::query(
-        "SELECT id, size FROM packs WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        "SELECT id, size, blob_count FROM packs WHERE tenant_id = $1 AND id > $2 \
+         ORDER BY id LIMIT $3",
     )
     .bind(tenant.to_hex())
     .bind(after.map_or_else(Vec::new, |id| id.as_bytes().to_vec()))
@@ -272,9 +276,11 @@ pub async fn packs_page(
         let read = query_error("decode pack row");
         let id: Vec<u8> = row.try_get("id").map_err(read)?;
         let size: i64 = row.try_get("size").map_err(read)?;
+        let blob_count: i64 = row.try_get("blob_count").map_err(read)?;
         packs.push(PackContents {
             id: id_from_bytes("packs.id", &id, PackId::from_bytes)?,
             size: u64::try_from(size).unwrap_or_default(),
+            blob_count: u64::try_from(blob_count).unwrap_or_default(),
             blobs: Vec::new(),
         });
     }

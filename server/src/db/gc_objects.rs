@@ -1,7 +1,8 @@
 //! The bookkeeping of garbage collection's object deletions
 //! (`crate::gc`): packs whose rows a sweep removed but whose objects may
 //! remain (`gc_pending_deletes`, written by
-//! [`super::gc_sweep::SweepTransaction::delete_packs`]), and pack objects
+//! [`super::gc_sweep::SweepTransaction::record_deletions`]; a finished
+//! record stays as a tombstone, see [`super::gc_tombstones`]), and pack objects
 //! found with no row at all (`gc_orphan_sightings`), with when a run first
 //! saw each.
 
@@ -34,7 +35,7 @@ pub async fn pending_deletes(
 ) -> Result<Vec<PendingDelete>, DbError> {
     let rows = sqlx::query(
         "SELECT pack_id, size FROM gc_pending_deletes WHERE tenant_id = $1 \
-         ORDER BY pack_id LIMIT $2",
+         AND finished_at IS NULL ORDER BY pack_id LIMIT $2",
     )
     .bind(tenant.to_hex())
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))
@@ -54,23 +55,29 @@ pub async fn pending_deletes(
         .collect()
 }
 
-/// Forgets the pending deletions of `packs` (their objects are gone).
+/// Marks the pending deletions of `packs` finished (their objects are
+/// gone). The records stay as tombstones until
+/// [`super::gc_tombstones::prune`] drops them: an upload that began before
+/// the deletion must still find them.
 ///
 /// # Errors
 ///
-/// Fails when the delete fails.
+/// Fails when the update fails.
 pub async fn finish_pending(
     db: &Database,
     tenant: TenantId,
     packs: &[PackId],
 ) -> Result<(), DbError> {
+    let now = now_millis();
     for batch in packs.chunks(MAX_BOUND_IDS) {
-        bind_packs(
+        bind_packs_from(
             sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM gc_pending_deletes WHERE tenant_id = $1 AND pack_id IN ({})",
-                placeholders(2, batch.len())
-            ))),
-            tenant,
+                "UPDATE gc_pending_deletes SET finished_at = $2 \
+                 WHERE tenant_id = $1 AND finished_at IS NULL AND pack_id IN ({})",
+                placeholders(3, batch.len())
+            )))
+            .bind(tenant.to_hex())
+            .bind(now),
             batch,
         )
         .execute(db.pool())

@@ -21,8 +21,7 @@ use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 
 use super::gc::SnapshotRoots;
 use super::{
-    Backend, Database, DbError, MAX_BOUND_IDS, id_from_bytes, now_millis, parse_id, placeholders,
-    query_error, to_i64,
+    Backend, Database, DbError, MAX_BOUND_IDS, id_from_bytes, parse_id, placeholders, query_error,
 };
 
 /// The tenant's garbage collection epoch: how many sweep transactions have
@@ -99,11 +98,14 @@ pub async fn ensure_epoch(db: &Database, tenant: TenantId) -> Result<(), DbError
 /// uncommitted rolls everything back.
 pub struct SweepTransaction {
     /// The open transaction.
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Any>,
     /// Which locking clauses apply.
-    backend: Backend,
+    pub(super) backend: Backend,
     /// Every statement is scoped to it.
-    tenant: TenantId,
+    pub(super) tenant: TenantId,
+    /// The epoch this transaction bumped the tenant to: the stamp of every
+    /// deletion it records (see [`super::gc_tombstones`]).
+    pub(super) epoch: i64,
 }
 
 impl std::fmt::Debug for SweepTransaction {
@@ -111,6 +113,7 @@ impl std::fmt::Debug for SweepTransaction {
         f.debug_struct("SweepTransaction")
             .field("backend", &self.backend)
             .field("tenant", &self.tenant)
+            .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }
 }
@@ -134,10 +137,12 @@ pub async fn begin(db: &Database, tenant: TenantId) -> Result<SweepTransaction, 
             key: tenant.to_hex(),
         });
     }
+    let epoch = read_epoch(&mut tx, tenant, "").await?;
     Ok(SweepTransaction {
         tx,
         backend: db.backend(),
         tenant,
+        epoch,
     })
 }
 
@@ -301,16 +306,15 @@ impl SweepTransaction {
 
     /// Removes `packs` (id and object size) from the index — their blobs,
     /// whose tree references and complete-tree rows cascade, and the pack
-    /// rows — and records each as pending object deletion. Answers how many
-    /// blob rows went.
+    /// rows — and records each as pending object deletion
+    /// ([`Self::record_deletions`]). Answers how many blob rows went.
     ///
     /// # Errors
     ///
     /// Fails when a statement fails; the transaction must then be dropped.
     pub async fn delete_packs(&mut self, packs: &[(PackId, u64)]) -> Result<u64, DbError> {
         let mut blobs = 0;
-        let now = now_millis();
-        for batch in packs.chunks(MAX_BOUND_IDS / 3) {
+        for batch in packs.chunks(MAX_BOUND_IDS) {
             let ids: Vec<PackId> = batch.iter().map(|(id, _)| *id).collect();
             let list = placeholders(2, ids.len());
             let deleted = bind_packs(
@@ -334,24 +338,8 @@ impl SweepTransaction {
             .execute(&mut *self.tx)
             .await
             .map_err(query_error("delete dead packs"))?;
-            let rows = (0..batch.len())
-                .map(|i| format!("($1, {}, $2)", placeholders(3 + i * 2, 2)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut insert = sqlx::query(AssertSqlSafe(format!(
-                "INSERT INTO gc_pending_deletes (tenant_id, pack_id, size, deleted_at) \
-                 VALUES {rows} ON CONFLICT (tenant_id, pack_id) DO NOTHING"
-            )))
-            .bind(self.tenant.to_hex())
-            .bind(now);
-            for (id, size) in batch {
-                insert = insert.bind(id.as_bytes().to_vec()).bind(to_i64(*size));
-            }
-            insert
-                .execute(&mut *self.tx)
-                .await
-                .map_err(query_error("record pending pack object deletions"))?;
         }
+        self.record_deletions(packs).await?;
         Ok(blobs)
     }
 

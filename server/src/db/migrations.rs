@@ -68,6 +68,11 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../../migrations/sqlite/20261206000000_garbage_collection.sql"),
     ),
     (
+        20_261_207_000_000,
+        "deletion_tombstones",
+        include_str!("../../../migrations/sqlite/20261207000000_deletion_tombstones.sql"),
+    ),
+    (
         20_261_208_000_000,
         "storage_usage",
         include_str!("../../../migrations/sqlite/20261208000000_storage_usage.sql"),
@@ -122,6 +127,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_206_000_000,
         "garbage_collection",
         include_str!("../../../migrations/postgres/20261206000000_garbage_collection.sql"),
+    ),
+    (
+        20_261_207_000_000,
+        "deletion_tombstones",
+        include_str!("../../../migrations/postgres/20261207000000_deletion_tombstones.sql"),
     ),
     (
         20_261_208_000_000,

@@ -17,8 +17,8 @@ use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, PackId, TenantId, UploadSessionId};
 
 use super::{
-    Database, DbError, MAX_BOUND_IDS, from_millis, id_from_bytes, now_millis, placeholders,
-    query_error, select_ids_for, tenant_ids_query, to_i64, upload_sessions,
+    Database, DbError, MAX_BOUND_IDS, from_millis, gc_tombstones, id_from_bytes, now_millis,
+    placeholders, query_error, select_ids_for, tenant_ids_query, to_i64, upload_sessions,
 };
 
 /// A stored pack.
@@ -71,6 +71,10 @@ pub enum IndexOutcome {
     Indexed,
     /// The pack was indexed before; nothing changed.
     AlreadyIndexed,
+    /// Garbage collection is deleting, or since the upload's admission
+    /// deleted, this pack's object; nothing changed (only from
+    /// [`index_admitted`]).
+    BeingDeleted,
 }
 
 /// Indexes pack `id` of `size` bytes with all its blobs, in one transaction,
@@ -118,6 +122,44 @@ pub async fn index_for_session(
     let outcome = index_in(&mut tx, tenant, id, size, blobs).await?;
     let ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id).collect();
     upload_sessions::lease_blobs_in(&mut tx, tenant, session, &ids).await?;
+    tx.commit()
+        .await
+        .map_err(query_error("commit indexing a pack"))?;
+    Ok(outcome)
+}
+
+/// Indexes pack `id` like [`index_for_session`] (or [`index`] when
+/// `session` is `None`), for an upload admitted by
+/// [`gc_tombstones::admit`] with `mark`: when garbage collection recorded
+/// a deletion of the pack that the upload may have raced, nothing is
+/// indexed and the answer is [`IndexOutcome::BeingDeleted`] (see
+/// [`gc_tombstones`]).
+///
+/// # Errors
+///
+/// Fails when a statement fails; then nothing is indexed or leased.
+pub async fn index_admitted(
+    db: &Database,
+    tenant: TenantId,
+    session: Option<UploadSessionId>,
+    id: PackId,
+    size: u64,
+    blobs: &[IndexedBlob],
+    mark: i64,
+) -> Result<IndexOutcome, DbError> {
+    let mut tx = db.begin().await?;
+    // The pack row is the first write, so on SQLite the check below runs
+    // under the write lock.
+    let outcome = index_in(&mut tx, tenant, id, size, blobs).await?;
+    if outcome == IndexOutcome::Indexed
+        && gc_tombstones::refuses_in(&mut tx, db.backend(), tenant, id, mark).await?
+    {
+        return Ok(IndexOutcome::BeingDeleted);
+    }
+    if let Some(session) = session {
+        let ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id).collect();
+        upload_sessions::lease_blobs_in(&mut tx, tenant, session, &ids).await?;
+    }
     tx.commit()
         .await
         .map_err(query_error("commit indexing a pack"))?;

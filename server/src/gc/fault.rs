@@ -6,7 +6,9 @@
 //! reached, the process aborts right there, as a power cut would, leaving
 //! whatever that point leaves: nothing changed (`after_mark`), index rows
 //! deleted but objects left (`after_rows`), an object deleted but its
-//! pending record left (`after_object`). The crash test then runs `gc`
+//! pending record left (`after_object`), new repacked pack objects written
+//! but not indexed (`after_repack_write`), a repack's transaction committed
+//! but the old objects left (`after_repack_rows`). The crash test then runs `gc`
 //! again and checks that it converges. In every other build [`reached`] is
 //! an empty function and the variable is never read.
 
@@ -19,6 +21,11 @@ pub enum FaultPoint {
     AfterRows,
     /// The first object was deleted; its pending record remains.
     AfterObject,
+    /// A repack wrote its first batch of new pack objects; nothing names
+    /// them yet.
+    AfterRepackWrite,
+    /// A repack's first transaction committed; the old objects remain.
+    AfterRepackRows,
 }
 
 impl FaultPoint {
@@ -28,6 +35,8 @@ impl FaultPoint {
             Self::AfterMark => "after_mark",
             Self::AfterRows => "after_rows",
             Self::AfterObject => "after_object",
+            Self::AfterRepackWrite => "after_repack_write",
+            Self::AfterRepackRows => "after_repack_rows",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Garbage collection, phase 1: mark the blobs a tenant still needs, and
-//! delete the packs in which every blob is dead.
+//! Garbage collection: mark the blobs a tenant still needs, delete the
+//! packs in which every blob is dead, and repack those mostly dead.
 //!
 //! `stowage-server gc --tenant T` runs [`collect`]; it needs no keys, only
 //! the index (`packs`, `blobs`, `blob_refs`) and the object store.
@@ -8,7 +8,11 @@
 //!
 //! - `live_set.rs` — the visited set: 16-byte id prefixes, exact trees.
 //! - `mark.rs` — roots (snapshots, leases of open sessions) and the walk.
-//! - `sweep.rs` — which packs are wholly dead; the sweep transactions.
+//! - `sweep.rs` — which packs are wholly dead or to repack; the sweep
+//!   transactions.
+//! - `catch_up.rs` — opening a transaction in which the mark is current.
+//! - `repack.rs` — replacing partly dead packs, crash-safe;
+//!   `repack_copy.rs` — copying their live sealed blobs into a new pack.
 //! - `objects.rs` — deleting pack objects after their rows, and orphans.
 //! - `fault.rs` — crash points for the crash tests.
 //! - `report.rs` — what a run did.
@@ -28,14 +32,22 @@
 //! 3. Forget the `complete_trees` record of every tree the mark did not
 //!    reach, before anything below such a tree can go.
 //! 4. Sweep the packs whose every indexed blob is unmarked, 64 per
-//!    transaction; packs with both live and dead blobs are counted and left
-//!    for repacking (phase 2).
-//! 5. Delete pack objects that have had no index row for longer than the
-//!    orphan age.
-//! 6. Record the tenant's storage usage: live and dead bytes from 2 and 4,
+//!    transaction.
+//! 5. Repack the packs that hold dead bytes and whose live blobs fill less
+//!    than `repack_below_percent` (80 % by default) of them: each becomes a
+//!    new pack of its live sealed blobs, copied verbatim under the same
+//!    sealed data key (see `repack.rs` for the order that makes it
+//!    crash-safe). Packs are not merged: a version-1 pack carries one data
+//!    key, and blobs of two packs are sealed under two keys the server does
+//!    not hold (`repack_copy.rs`).
+//! 6. Delete pack objects that have had no index row for longer than the
+//!    orphan age, recording each deletion first.
+//! 7. Drop deletion records finished longer ago than the orphan age.
+//! 8. Record the tenant's storage usage: live and dead bytes from 2 and 4,
 //!    and per plan and agent what its snapshots reference (`usage.rs`).
 //!
-//! A dry run does 2 and 4's sorting and reports; it writes nothing.
+//! A dry run does 2 and the sorting of 4 and 5 and reports; it writes
+//! nothing.
 //!
 //! # Why it is safe
 //!
@@ -88,27 +100,43 @@
 //! unindexed for the orphan age (an hour by default), far longer than any
 //! upload takes between its object write and its index commit.
 //!
-//! **What remains open.** Pack ids are hashes of pack bytes, which carry a
-//! fresh data key and nonces, so the same pack id is only uploaded twice by
-//! a retry of one upload. A retry that stores and indexes the very pack a
-//! sweep just removed, in the moment between the sweep's row transaction
-//! and its object deletion, would be indexed over an object then deleted;
-//! the object deletion re-checks the `packs` row just before, which
-//! narrows but does not close that window. Closing it needs ingest to
-//! refuse packs with a pending deletion (left for phase 2, with repack).
+//! **A repack moves live blobs.** Its transaction is a sweep transaction
+//! (epoch bump, catch-up, the old packs' rows and blob rows locked), so
+//! everything above holds for the rows it deletes; the blobs it copied keep
+//! their rows, moved to the new pack, which was written and durable before
+//! the transaction began. A blob of an old pack that was not copied and is
+//! now marked or leased keeps the old pack as it is. The old objects go
+//! only after the commit, through `gc_pending_deletes` like a sweep's.
+//!
+//! **An upload of a pack GC is deleting.** Pack ids are hashes of pack
+//! bytes, so a retried upload stores the very object a sweep (or the
+//! orphan sweep) may be deleting; indexed in between, the index would name
+//! an object then gone. Every deletion is therefore recorded, stamped with
+//! the epoch of its transaction, before its object is deleted, and the
+//! record stays as a tombstone after. An upload reads the epoch before it
+//! writes and is refused (retryable) when a record of its pack is
+//! unfinished then, or at its index transaction when a record is
+//! unfinished or newer than its reading — `crate::db::gc_tombstones` has
+//! the argument for each interleaving.
 //!
 //! # Memory
 //!
 //! The mark reads roots and references in pages and batches of at most 500
 //! ids; what it keeps is the [`live_set::LiveSet`] — 20–40 bytes per
-//! live blob, see there — plus the list of wholly dead packs. Step 6 walks
-//! one plan/agent group at a time with a fresh set, after the sweep has
-//! dropped the mark's, so no set is larger than the tenant's.
+//! live blob, see there — plus the list of wholly dead packs and of packs
+//! to repack (about 50 bytes each). A repack holds one old pack object and
+//! its new copy in memory at a time: twice the pack size, 32 MiB for the
+//! agent's 16 MiB packs, 256 MiB at the 128 MiB maximum.
+//! Step 8 walks one plan/agent group at a time with a fresh set, after the
+//! sweep has dropped the mark's, so no set is larger than the tenant's.
 
+mod catch_up;
 mod fault;
 pub mod live_set;
 mod mark;
 mod objects;
+mod repack;
+mod repack_copy;
 mod report;
 mod sweep;
 mod usage;
@@ -123,7 +151,9 @@ pub use fault::FaultPoint;
 pub use mark::Marker;
 pub use report::GcReport;
 
-use crate::db::{Database, ended_sessions, gc_sweep};
+use catch_up::CatchUp;
+
+use crate::db::{Database, duration_millis, ended_sessions, gc_sweep, gc_tombstones, now_millis};
 use crate::storage::ObjectStore;
 
 /// How a run behaves.
@@ -133,15 +163,25 @@ pub struct GcOptions {
     pub dry_run: bool,
     /// How long a pack object must have had no index row before it is
     /// deleted as an orphan: longer than any upload between writing its
-    /// object and indexing it.
+    /// object and indexing it. Finished deletion records are kept as long.
     pub orphan_min_age: Duration,
+    /// Repack a pack that holds dead bytes when its live blobs fill less
+    /// than this percentage of it; 0 turns repacking off.
+    pub repack_below_percent: u8,
 }
+
+/// The default of [`GcOptions::repack_below_percent`]: a pack is rewritten
+/// once a fifth of it is dead. Rewriting copies the live four fifths, so a
+/// lower bar would copy many bytes to free few; a higher one would leave
+/// much garbage stored.
+pub const DEFAULT_REPACK_BELOW_PERCENT: u8 = 80;
 
 impl Default for GcOptions {
     fn default() -> Self {
         Self {
             dry_run: false,
             orphan_min_age: Duration::from_hours(1),
+            repack_below_percent: DEFAULT_REPACK_BELOW_PERCENT,
         }
     }
 }
@@ -165,18 +205,17 @@ pub async fn collect(
     };
     if !options.dry_run {
         gc_sweep::ensure_epoch(db, tenant).await?;
-    }
-    if !options.dry_run {
         let purged = ended_sessions::purge(db, tenant).await?;
         report.expired_leases_released = purged.leases;
         report.ended_sessions_removed = purged.sessions;
     }
     objects::finish_pending(db, store, tenant, options.dry_run, &mut report).await?;
     let marker = mark(db, tenant, &mut report).await?;
-    let reclaimed_before = report.bytes_reclaimed;
+    let reclaimed = |report: &GcReport| report.bytes_reclaimed + report.repack_bytes_reclaimed;
+    let reclaimed_before = reclaimed(&report);
     sweep(db, store, tenant, marker, options, &mut report).await?;
     if !options.dry_run {
-        let swept = report.bytes_reclaimed - reclaimed_before;
+        let swept = reclaimed(&report) - reclaimed_before;
         usage::account(db, tenant, swept, &mut report)
             .await
             .context("unable to record the tenant's storage usage")?;
@@ -227,17 +266,31 @@ pub async fn sweep(
     options: GcOptions,
     report: &mut GcReport,
 ) -> anyhow::Result<()> {
-    let dead = sweep::classify(db, tenant, &marker, report).await?;
+    let classified =
+        sweep::classify(db, tenant, &marker, options.repack_below_percent, report).await?;
+    let dead = &classified.dead;
     report.dead_packs_at_mark = dead.len() as u64;
     report.dead_pack_bytes_at_mark = dead.iter().map(|pack| pack.size).sum();
     if options.dry_run {
         report.packs_deleted = dead.len() as u64;
         report.blobs_deleted = dead.iter().map(|pack| pack.blobs).sum();
         report.bytes_reclaimed += dead.iter().map(|pack| pack.size).sum::<u64>();
+        repack::estimate(&classified.repack, report);
     } else {
         gc_sweep::ensure_epoch(db, tenant).await?;
         sweep::forget_dead_trees(db, tenant, &marker).await?;
-        sweep::sweep(db, store, tenant, &mut marker, &dead, report).await?;
+        let mut catch_up = CatchUp::new(&marker);
+        sweep::sweep(db, store, tenant, &mut marker, &mut catch_up, dead, report).await?;
+        repack::repack(
+            db,
+            store,
+            tenant,
+            &mut marker,
+            &mut catch_up,
+            &classified.repack,
+            report,
+        )
+        .await?;
     }
     objects::sweep_orphans(
         db,
@@ -248,9 +301,15 @@ pub async fn sweep(
         report,
     )
     .await?;
+    if !options.dry_run {
+        let finished_before = now_millis() - duration_millis(options.orphan_min_age);
+        report.tombstones_pruned = gc_tombstones::prune(db, tenant, finished_before).await?;
+    }
     tracing::info!(
         tenant.id = %tenant,
         packs_deleted = report.packs_deleted,
+        packs_repacked = report.packs_repacked,
+        repack_bytes_reclaimed = report.repack_bytes_reclaimed,
         blobs_deleted = report.blobs_deleted,
         bytes_reclaimed = report.bytes_reclaimed,
         dry_run = options.dry_run,

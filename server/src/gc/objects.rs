@@ -12,7 +12,9 @@
 //! ([`sweep_orphans`]); each is recorded the first time a run sees it and
 //! deleted by a run that finds it still unindexed after the orphan age, so
 //! an upload in flight (object written, index not yet committed) is never
-//! taken.
+//! taken. Its deletion is recorded in `gc_pending_deletes` before the
+//! object goes, like a sweep's, so that a retried upload of the same pack
+//! that raced it is refused ([`crate::db::gc_tombstones`]).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use stowage_protocol::ids::{PackId, TenantId};
 
 use super::fault::{self, FaultPoint};
 use super::report::GcReport;
-use crate::db::{Database, duration_millis, gc_objects, now_millis};
+use crate::db::{Database, duration_millis, gc_objects, gc_sweep, now_millis};
 use crate::ingest::pack_key;
 use crate::storage::ObjectStore;
 
@@ -143,16 +145,15 @@ pub async fn sweep_orphans(
         .filter(|(id, _)| first_seen.get(id).is_some_and(|seen| *seen <= old_enough))
         .map(|(id, _)| *id)
         .collect();
-    // Checked again just before deleting: an upload that finished since
-    // the first check owns its object now.
-    let due_list: Vec<PackId> = due.iter().copied().collect();
-    let indexed_since: HashSet<PackId> = gc_objects::indexed_packs(db, tenant, &due_list)
-        .await?
-        .into_iter()
+    let due_sized: Vec<(PackId, u64)> = orphans
+        .iter()
+        .filter(|(id, _)| due.contains(id))
+        .copied()
         .collect();
+    let recorded = record_orphan_deletions(db, tenant, &due_sized).await?;
     let mut deleted = Vec::new();
     for (id, size) in orphans {
-        if due.contains(&id) && !indexed_since.contains(&id) {
+        if recorded.contains(&id) {
             store.delete(&pack_key(tenant, id)).await.map_err(|error| {
                 anyhow::anyhow!(
                     "unable to delete orphan pack object {} - {error}",
@@ -166,6 +167,34 @@ pub async fn sweep_orphans(
             report.orphans_waiting += 1;
         }
     }
+    gc_objects::finish_pending(db, tenant, &deleted).await?;
     gc_objects::forget_orphans(db, tenant, &deleted).await?;
     Ok(())
+}
+
+/// Records the deletion of the orphan objects `due` (id and size) that are
+/// still unindexed, in a sweep transaction that checks that under its
+/// locks, and answers which were recorded. Recording before deleting is
+/// what lets an upload of the same pack id that raced this deletion be
+/// refused at its index (see [`crate::db::gc_tombstones`]); an upload that
+/// indexed first keeps its object.
+async fn record_orphan_deletions(
+    db: &Database,
+    tenant: TenantId,
+    due: &[(PackId, u64)],
+) -> anyhow::Result<HashSet<PackId>> {
+    if due.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<PackId> = due.iter().map(|(id, _)| *id).collect();
+    let mut tx = gc_sweep::begin(db, tenant).await?;
+    let indexed: HashSet<PackId> = tx.lock_packs(&ids).await?.into_iter().collect();
+    let unindexed: Vec<(PackId, u64)> = due
+        .iter()
+        .filter(|(id, _)| !indexed.contains(id))
+        .copied()
+        .collect();
+    tx.record_deletions(&unindexed).await?;
+    tx.commit().await?;
+    Ok(unindexed.into_iter().map(|(id, _)| id).collect())
 }

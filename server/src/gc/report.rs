@@ -37,6 +37,24 @@ pub struct GcReport {
     pub partly_dead_blobs: u64,
     /// Sealed bytes of those dead blobs: what repacking would reclaim.
     pub bytes_reclaimable_by_repack: u64,
+    /// Partly dead packs replaced by a new pack of their live blobs.
+    pub packs_repacked: u64,
+    /// New packs written and indexed by the repack.
+    pub repack_packs_written: u64,
+    /// Sealed bytes copied into them.
+    pub repack_bytes_copied: u64,
+    /// Old pack sizes minus new pack sizes: what the repack freed.
+    pub repack_bytes_reclaimed: u64,
+    /// Dead blob index rows removed with the old packs.
+    pub repack_blobs_dropped: u64,
+    /// Packs left unrepacked because a backup or another run changed them
+    /// while their new pack was written (the new pack is deleted).
+    pub repack_packs_kept: u64,
+    /// Packs left unrepacked because their object does not hash to their id
+    /// or disagrees with the index (see the log; a scrub's business).
+    pub repack_packs_damaged: u64,
+    /// Deletion records dropped because they were finished long ago.
+    pub tombstones_pruned: u64,
     /// Pack objects with no index row, deleted because they have been
     /// orphans for longer than the orphan age.
     pub orphans_deleted: u64,
@@ -96,6 +114,23 @@ impl fmt::Display for GcReport {
             "{} partly dead packs hold {} dead blobs: {} bytes reclaimable by repack",
             self.partly_dead_packs, self.partly_dead_blobs, self.bytes_reclaimable_by_repack
         )?;
+        writeln!(
+            f,
+            "{verb} {} bytes by repacking {} packs into {} new ones ({} bytes copied)",
+            self.repack_bytes_reclaimed,
+            self.packs_repacked,
+            self.repack_packs_written,
+            self.repack_bytes_copied
+        )?;
+        if self.repack_packs_kept + self.repack_packs_damaged > 0 {
+            writeln!(
+                f,
+                "{} packs not repacked: {} changed during the collection, {} damaged",
+                self.repack_packs_kept + self.repack_packs_damaged,
+                self.repack_packs_kept,
+                self.repack_packs_damaged
+            )?;
+        }
         if self.packs_kept_by_backups > 0 {
             writeln!(
                 f,
@@ -154,6 +189,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("bytes reclaimable by repack"), "{text}");
+        assert!(
+            text.contains("would reclaim 0 bytes by repacking 0 packs into 0 new ones"),
+            "{text}"
+        );
     }
 
     #[test]

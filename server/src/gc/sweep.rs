@@ -10,12 +10,14 @@
 
 use stowage_protocol::ids::{BlobId, PackId, TenantId};
 
+use super::catch_up::CatchUp;
 use super::fault::{self, FaultPoint};
 use super::mark::{BATCH, Marker};
 use super::objects;
+use super::repack::RepackCandidate;
 use super::report::GcReport;
 use crate::db::gc::{self as queries, PackContents};
-use crate::db::{Database, complete_trees, gc_sweep, now_millis};
+use crate::db::{Database, complete_trees, now_millis};
 use crate::storage::ObjectStore;
 
 /// Packs removed per sweep transaction: few enough that SQLite's write
@@ -23,13 +25,6 @@ use crate::storage::ObjectStore;
 const PACKS_PER_TRANSACTION: usize = 64;
 /// Rows per page when listing packs and complete trees.
 const PAGE: usize = BATCH;
-/// How far before the mark's start a snapshot counts as possibly unseen:
-/// covers a commit whose time was taken just before its transaction ended,
-/// and clocks of several server instances that disagree a little.
-const SNAPSHOT_MARGIN_MILLIS: i64 = 10 * 60 * 1000;
-/// Times per run the mark catches up with sessions that stay active; after
-/// that the run goes on without waiting for them (see `super` docs).
-const MAX_SESSION_CATCH_UPS: u64 = 3;
 
 /// A pack whose every indexed blob is dead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +37,20 @@ pub struct DeadPack {
     pub blobs: u64,
 }
 
-/// Lists the tenant's packs page by page and sorts them: wholly dead ones
-/// are returned; partly dead ones are counted in `report`.
+/// The tenant's packs that garbage collection acts on.
+#[derive(Debug, Default)]
+pub struct Classified {
+    /// Packs whose every indexed blob is dead.
+    pub dead: Vec<DeadPack>,
+    /// Packs with live blobs whose live fraction is below the threshold.
+    pub repack: Vec<RepackCandidate>,
+}
+
+/// Lists the tenant's packs page by page and sorts them: wholly dead ones,
+/// and packs to repack — those that hold something dead (a dead blob, or a
+/// copy of a blob indexed from another pack) and whose live blobs fill less
+/// than `repack_below_percent` of the object. Partly dead ones are counted
+/// in `report`.
 ///
 /// # Errors
 ///
@@ -52,35 +59,60 @@ pub async fn classify(
     db: &Database,
     tenant: TenantId,
     marker: &Marker,
+    repack_below_percent: u8,
     report: &mut GcReport,
-) -> anyhow::Result<Vec<DeadPack>> {
+) -> anyhow::Result<Classified> {
     let live = marker.live();
-    let mut dead = Vec::new();
+    let mut classified = Classified::default();
     let mut after = None;
     loop {
         let page = queries::packs_page(db, tenant, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
-        for PackContents { id, size, blobs } in page {
+        for PackContents {
+            id,
+            size,
+            blob_count,
+            blobs,
+        } in page
+        {
             let dead_blobs: Vec<&(BlobId, u64)> = blobs
                 .iter()
                 .filter(|(blob, _)| !live.is_marked(blob))
                 .collect();
             if dead_blobs.len() == blobs.len() {
-                dead.push(DeadPack {
+                classified.dead.push(DeadPack {
                     id,
                     size,
                     blobs: blobs.len() as u64,
                 });
-            } else if !dead_blobs.is_empty() {
+                continue;
+            }
+            if !dead_blobs.is_empty() {
                 report.partly_dead_packs += 1;
                 report.partly_dead_blobs += dead_blobs.len() as u64;
                 report.bytes_reclaimable_by_repack +=
                     dead_blobs.iter().map(|(_, length)| length).sum::<u64>();
             }
+            let live_bytes = blobs
+                .iter()
+                .filter(|(blob, _)| live.is_marked(blob))
+                .map(|(_, length)| length)
+                .sum::<u64>();
+            let holds_dead = !dead_blobs.is_empty() || blob_count > blobs.len() as u64;
+            if holds_dead
+                && u128::from(live_bytes) * 100
+                    < u128::from(size) * u128::from(repack_below_percent)
+            {
+                classified.repack.push(RepackCandidate {
+                    id,
+                    size,
+                    live_bytes,
+                });
+            }
         }
     }
-    Ok(dead)
+    Ok(classified)
 }
 
 /// Removes the `complete_trees` records of every tree the mark did not
@@ -127,32 +159,15 @@ pub async fn sweep(
     store: &dyn ObjectStore,
     tenant: TenantId,
     marker: &mut Marker,
+    catch_up: &mut CatchUp,
     dead: &[DeadPack],
     report: &mut GcReport,
 ) -> anyhow::Result<()> {
-    let since = marker.started_at() - SNAPSHOT_MARGIN_MILLIS;
-    let mut session_catch_ups = 0;
     for batch in dead.chunks(PACKS_PER_TRANSACTION) {
         let ids: Vec<PackId> = batch.iter().map(|pack| pack.id).collect();
-        let doomed = loop {
-            let mut tx = gc_sweep::begin(db, tenant).await?;
+        let doomed = {
+            let mut tx = catch_up.begin(db, tenant, marker, report).await?;
             let now = now_millis();
-            let snapshots = marker.unseen_snapshots(&tx.snapshots_since(since).await?);
-            let mut sessions = marker.active_sessions(&tx.live_sessions(now).await?);
-            if session_catch_ups >= MAX_SESSION_CATCH_UPS {
-                sessions.clear();
-            }
-            if !snapshots.is_empty() || !sessions.is_empty() {
-                // Roots appeared since the mark: extend it outside the
-                // transaction (SQLite's write lock stays free), then retry.
-                drop(tx);
-                if !sessions.is_empty() {
-                    session_catch_ups += 1;
-                }
-                marker.catch_up(db, &snapshots, &sessions).await?;
-                report.catch_ups += 1;
-                continue;
-            }
             let present = tx.lock_packs(&ids).await?;
             let blobs = tx.lock_blobs(&ids).await?;
             let leased = tx.leased_packs(&ids, now).await?;
@@ -172,7 +187,7 @@ pub async fn sweep(
                 doomed.iter().map(|pack| (pack.id, pack.size)).collect();
             report.blobs_deleted += tx.delete_packs(&sized).await?;
             tx.commit().await?;
-            break doomed;
+            doomed
         };
         fault::reached(FaultPoint::AfterRows);
         report.packs_deleted += doomed.len() as u64;

@@ -29,8 +29,8 @@ use crate::db::{Database, DbError};
 const PAGE: usize = 5_000;
 
 /// Walks every group of `tenant`'s snapshots and records them with the
-/// run's figures from `report` and the bytes of wholly dead packs its sweep
-/// deleted (`swept_bytes`), replacing the last run's.
+/// run's figures from `report` and the bytes its sweep and repack deleted
+/// (`swept_bytes`), replacing the last run's.
 ///
 /// # Errors
 ///

@@ -108,6 +108,15 @@ pub enum IngestError {
         /// The database error.
         source: DbError,
     },
+    /// Garbage collection is deleting this pack's object (a retried upload
+    /// of a pack it just collected); sending it again later stores it.
+    #[error(
+        "pack {pack} is being deleted by garbage collection; the upload was not stored, retry it later"
+    )]
+    BeingDeleted {
+        /// The pack being uploaded.
+        pack: PackId,
+    },
     /// A fault hook stopped the ingest on purpose (tests of crash recovery).
     #[error("pack {pack} ingest was stopped by an injected fault at {point:?}")]
     Injected {
@@ -127,7 +136,7 @@ impl IngestError {
             | Self::WrongPackHash { .. }
             | Self::InconsistentTable { .. } => ErrorClass::Unprocessable,
             Self::TooLarge { .. } => ErrorClass::PayloadTooLarge,
-            Self::Storage { .. } => ErrorClass::Unavailable,
+            Self::Storage { .. } | Self::BeingDeleted { .. } => ErrorClass::Unavailable,
             Self::Database { source, .. } => match source {
                 DbError::Connect { .. } | DbError::Query { .. } => ErrorClass::Unavailable,
                 _ => ErrorClass::Internal,
@@ -193,6 +202,20 @@ mod tests {
         assert_eq!(err.code(), codes::INTERNAL);
         assert!(err.is_retryable());
         assert!(err.to_string().contains(&pack.to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_pack_being_deleted_is_unavailable_and_retryable_and_says_why() {
+        let pack = PackId::from_bytes([5; 32]);
+        let err = IngestError::BeingDeleted { pack };
+        assert_eq!(err.class(), ErrorClass::Unavailable);
+        assert!(err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "pack {pack} is being deleted by garbage collection; the upload was not stored, retry it later"
+            )
+        );
     }
 
     #[test]

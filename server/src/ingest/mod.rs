@@ -24,9 +24,16 @@
 //!    `tenants/<tenant>/packs/<first 2 hex>/<pack id>` ([`pack_key`]).
 //! 6. Only then is the pack indexed, in one transaction that also leases
 //!    every blob of the pack to the upload session
-//!    ([`crate::db::packs::index_for_session`]), so no instant exists at
+//!    ([`crate::db::packs::index_admitted`]), so no instant exists at
 //!    which a blob this upload indexed is unprotected from garbage
 //!    collection. A failed object write indexes nothing.
+//!
+//! Between 1 and 2 the upload is admitted against garbage collection's
+//! deletion records ([`crate::db::gc_tombstones`]): a pack whose object GC
+//! is deleting is refused as retryable ([`IngestError::BeingDeleted`]),
+//! and step 6 refuses it too when GC recorded a deletion of it after the
+//! admission — otherwise a retried upload could index an object that GC
+//! deletes right after it was written.
 //!
 //! The temporary file is removed on every path, including a cancelled
 //! request (it is deleted when dropped); files left by a crash are cleared by
@@ -71,6 +78,7 @@ use stowage_protocol::pack::{MAX_PACK_SIZE, PACK_HEADER_LEN, PACK_TRAILER_LEN, P
 
 pub use error::{ErrorClass, IngestError};
 
+use crate::db::gc_tombstones::{self, Admission};
 use crate::db::packs::{self, IndexOutcome, IndexedBlob};
 use crate::db::{Database, DbError, upload_sessions};
 use crate::storage::{ObjectKey, ObjectStore};
@@ -251,6 +259,13 @@ where
         Err(DbError::NotFound { .. }) => {}
         Err(source) => return Err(database("look up")(source)),
     }
+    let mark = match gc_tombstones::admit(&ctx.db, tenant, expected)
+        .await
+        .map_err(database("check for a deletion of"))?
+    {
+        Admission::Open { mark } => mark,
+        Admission::BeingDeleted => return Err(IngestError::BeingDeleted { pack: expected }),
+    };
 
     let spooled = spool::spool(&ctx.temp_dir, expected, body, ctx.max_pack_size).await?;
     if spooled.size < MIN_PACK_SIZE {
@@ -274,20 +289,22 @@ where
     // cannot cancel it between the object write and the index: what was
     // received whole is stored whole, and a rerun finds it present.
     let ctx = ctx.clone();
-    tokio::spawn(
-        async move { store_and_index(&ctx, tenant, lease_to, expected, spooled, table).await },
-    )
+    tokio::spawn(async move {
+        store_and_index(&ctx, tenant, lease_to, expected, mark, spooled, table).await
+    })
     .await
     .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
 }
 
 /// Steps 5 and 6 of [`ingest_pack`]: writes the checked pack to the object
-/// store, then indexes it and leases its blobs to `lease_to`.
+/// store, then indexes it and leases its blobs to `lease_to` unless garbage
+/// collection recorded a deletion of it since `mark` was read.
 async fn store_and_index(
     ctx: &IngestContext,
     tenant: TenantId,
     lease_to: Option<UploadSessionId>,
     expected: PackId,
+    mark: i64,
     spooled: spool::SpooledPack,
     table: PackTable,
 ) -> Result<IngestOutcome, IngestError> {
@@ -325,13 +342,9 @@ async fn store_and_index(
         .collect();
     let blob_count = blobs.len() as u64;
     let blob_ids: Vec<BlobId> = blobs.iter().map(|blob| blob.id).collect();
-    let outcome = match lease_to {
-        Some(session) => {
-            packs::index_for_session(&ctx.db, tenant, session, expected, size, &blobs).await
-        }
-        None => packs::index(&ctx.db, tenant, expected, size, &blobs).await,
-    }
-    .map_err(database("index"))?;
+    let outcome = packs::index_admitted(&ctx.db, tenant, lease_to, expected, size, &blobs, mark)
+        .await
+        .map_err(database("index"))?;
     tracing::info!(size, blob_count, ?outcome, "pack ingested");
     Ok(match outcome {
         IndexOutcome::Indexed => IngestOutcome::Stored {
@@ -344,5 +357,8 @@ async fn store_and_index(
             blob_count,
             blob_ids,
         },
+        // The object just written may be the one garbage collection deletes;
+        // it is not indexed, so nothing names it.
+        IndexOutcome::BeingDeleted => return Err(IngestError::BeingDeleted { pack: expected }),
     })
 }

@@ -332,6 +332,7 @@ async fn an_orphan_object_is_deleted_only_once_it_is_older_than_the_orphan_age(s
     let patient = GcOptions {
         dry_run: false,
         orphan_min_age: Duration::from_hours(1),
+        ..GcOptions::default()
     };
 
     // Act

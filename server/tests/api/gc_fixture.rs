@@ -165,6 +165,7 @@ impl Stack {
             GcOptions {
                 dry_run,
                 orphan_min_age: std::time::Duration::ZERO,
+                ..GcOptions::default()
             },
         )
         .await

@@ -51,6 +51,12 @@ impl ResponseError for PackFailure {
             Self::Request(failure) => failure.error_response(),
             Self::Ingest(error) => {
                 let message = match error.class() {
+                    // Expected during garbage collection, and the agent's own
+                    // pack id is all it says: the agent may read it.
+                    _ if matches!(error, IngestError::BeingDeleted { .. }) => {
+                        tracing::warn!("pack upload refused: {error}");
+                        error.to_string()
+                    }
                     ErrorClass::Internal | ErrorClass::Unavailable => {
                         tracing::error!("pack upload failed: {error}");
                         format!(
