@@ -8,6 +8,8 @@
 //! it go, and its record would then promise a commit a subtree that is no
 //! longer whole.
 
+use std::time::{Duration, Instant};
+
 use stowage_protocol::ids::{BlobId, PackId, TenantId};
 
 use super::catch_up::CatchUp;
@@ -17,12 +19,20 @@ use super::objects;
 use super::repack::RepackCandidate;
 use super::report::GcReport;
 use crate::db::gc::{self as queries, PackContents};
-use crate::db::{Database, complete_trees, now_millis};
+use crate::db::{Backend, Database, complete_trees, now_millis};
 use crate::storage::ObjectStore;
 
-/// Packs removed per sweep transaction: few enough that SQLite's write
-/// lock is held for milliseconds, enough to amortise the re-checks.
-const PACKS_PER_TRANSACTION: usize = 64;
+/// Packs removed per sweep transaction. Each takes some fifty blob rows
+/// and their references with it, and on SQLite the transaction holds the
+/// database's only write lock: at 64 packs that was 0.3–1.6 s, and a
+/// backup whose writes met the sweep ran 1.3× slower
+/// (`docs/benchmarks/gc.md`). Eight keep each hold to tens of milliseconds.
+const PACKS_PER_TRANSACTION: usize = 8;
+/// On SQLite, the sweep rests after each transaction for as long as the
+/// transaction held the lock (at most this), so that writers waiting for
+/// the lock — a backup's leases, pack index rows, its commit — get it
+/// before the next sweep transaction does.
+const MAX_REST_BETWEEN_TRANSACTIONS: Duration = Duration::from_millis(100);
 /// Rows per page when listing packs and complete trees.
 const PAGE: usize = BATCH;
 
@@ -165,6 +175,7 @@ pub async fn sweep(
 ) -> anyhow::Result<()> {
     for batch in dead.chunks(PACKS_PER_TRANSACTION) {
         let ids: Vec<PackId> = batch.iter().map(|pack| pack.id).collect();
+        let began = Instant::now();
         let doomed = {
             let mut tx = catch_up.begin(db, tenant, marker, report).await?;
             let now = now_millis();
@@ -189,6 +200,9 @@ pub async fn sweep(
             tx.commit().await?;
             doomed
         };
+        if db.backend() == Backend::Sqlite {
+            tokio::time::sleep(began.elapsed().min(MAX_REST_BETWEEN_TRANSACTIONS)).await;
+        }
         fault::reached(FaultPoint::AfterRows);
         report.packs_deleted += doomed.len() as u64;
         report.bytes_reclaimed += doomed.iter().map(|pack| pack.size).sum::<u64>();
