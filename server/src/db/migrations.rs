@@ -67,6 +67,11 @@ const SQLITE: &[Embedded] = &[
         "garbage_collection",
         include_str!("../../../migrations/sqlite/20261206000000_garbage_collection.sql"),
     ),
+    (
+        20_261_207_093_000,
+        "gc_runs",
+        include_str!("../../../migrations/sqlite/20261207093000_gc_runs.sql"),
+    ),
 ];
 
 /// Migrations of the PostgreSQL schema, oldest first.
@@ -117,6 +122,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_206_000_000,
         "garbage_collection",
         include_str!("../../../migrations/postgres/20261206000000_garbage_collection.sql"),
+    ),
+    (
+        20_261_207_093_000,
+        "gc_runs",
+        include_str!("../../../migrations/postgres/20261207093000_gc_runs.sql"),
     ),
 ];
 

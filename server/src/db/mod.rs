@@ -29,6 +29,7 @@ pub mod enrollment_tokens;
 pub mod gc;
 pub mod gc_leases;
 pub mod gc_objects;
+pub mod gc_runs;
 pub mod gc_sweep;
 pub mod job_claims;
 pub mod jobs;

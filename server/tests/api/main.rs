@@ -43,6 +43,7 @@ mod gc;
 mod gc_commit;
 mod gc_crash;
 mod gc_fixture;
+mod gc_pass;
 mod health;
 mod helpers;
 mod ingest;
