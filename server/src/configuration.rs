@@ -32,6 +32,13 @@
 //! tick = "5s"
 //! clock_speed = 1           # a testing aid; leave it at 1
 //!
+//! [retention]               # see the `passes` module below
+//! interval = "1h"
+//!
+//! [gc]
+//! interval = "24h"
+//! orphan_min_age = "1h"
+//!
 //! [s3]
 //! endpoint = "http://minio:9000"
 //! bucket = "stowage"
@@ -53,7 +60,8 @@
 //! `STOWAGE_AGENT_RATE_BURST`, `STOWAGE_ADDRESS_RATE_LIMIT`,
 //! `STOWAGE_ADDRESS_RATE_BURST`, `STOWAGE_AGENT_OFFLINE_AFTER`, `STOWAGE_JOB_LEASE`,
 //! `STOWAGE_SCHEDULER_TICK`, `STOWAGE_SCHEDULER_CLOCK_SPEED`,
-//! `STOWAGE_SCHEDULER_CLOCK_ORIGIN`.
+//! `STOWAGE_SCHEDULER_CLOCK_ORIGIN`, `STOWAGE_RETENTION_INTERVAL`,
+//! `STOWAGE_GC_INTERVAL`, `STOWAGE_GC_ORPHAN_MIN_AGE`.
 //!
 //! With a TLS certificate chain and key (both PEM) the server serves HTTPS
 //! itself; with neither it serves plain HTTP (for loopback, or behind a
@@ -114,6 +122,10 @@ pub struct Settings {
     pub jobs: JobSettings,
     /// The scheduler's tick and clock.
     pub scheduler: SchedulerSettings,
+    /// How often each instance applies the plans' retention policies.
+    pub retention: RetentionSettings,
+    /// How often each tenant's garbage is collected, and the orphan age.
+    pub gc: GcSettings,
 }
 
 /// How agents' presence is judged.
@@ -211,9 +223,13 @@ pub enum ConfigError {
 
 mod jobs;
 mod layers;
+mod passes;
 mod values;
 
 pub use jobs::{DEFAULT_LEASE, DEFAULT_TICK, JobSettings, MAX_CLOCK_SPEED, SchedulerSettings};
+pub use passes::{
+    DEFAULT_GC_INTERVAL, DEFAULT_RETENTION_INTERVAL, GcSettings, MIN_ORPHAN_AGE, RetentionSettings,
+};
 
 /// The standard AWS variables read when the S3 store is configured without
 /// `STOWAGE_S3_ACCESS_KEY`/`STOWAGE_S3_SECRET_KEY`. Only static keys are
@@ -342,6 +358,8 @@ impl Settings {
         let agents = jobs::agent_settings(&layers, file.agents)?;
         let jobs = jobs::job_settings(&layers, file.jobs)?;
         let scheduler = jobs::scheduler_settings(&layers, file.scheduler)?;
+        let retention = passes::retention_settings(&layers, file.retention)?;
+        let gc = passes::gc_settings(&layers, file.gc)?;
 
         Ok(Self {
             listen,
@@ -354,6 +372,8 @@ impl Settings {
             agents,
             jobs,
             scheduler,
+            retention,
+            gc,
         })
     }
 }

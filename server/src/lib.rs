@@ -27,7 +27,8 @@
 //! - [`db`]: the only module with SQL; migrations are embedded from `migrations/`.
 //! - [`storage`]: the only module that talks to S3; local, S3 and in-memory stores.
 //! - [`rate_limit`]: per-credential and per-address request budgets (429 with `Retry-After`).
-//! - [`scheduler`]: due schedule slots → jobs, expired leases → failed jobs, on every instance.
+//! - [`scheduler`]: due schedule slots → jobs, expired leases → failed jobs, and the
+//!   retention and garbage collection passes, on every instance.
 //! - [`dispatcher`]: wakes an agent's waiting job claims when a job for it is queued.
 //! - [`ingest`]: a pack upload body → checked temp file → object store → index, no HTTP.
 //! - [`gc`]: garbage collection — mark from snapshot roots and live leases, sweep wholly dead packs.

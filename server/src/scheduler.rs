@@ -9,9 +9,10 @@
 //! instances tick at once, each slot gets exactly one job — no lock, no
 //! leader, no in-process state.
 //!
-//! Once an hour the loop applies every plan's retention policy
-//! ([`retention_pass`]). The same tick enqueues due restore tests
-//! ([`rehearsals`]) and fails
+//! Beside the tick, two passes run on their own intervals as their own
+//! tasks: applying every plan's retention policy ([`retention_pass`]) and
+//! collecting every tenant's garbage ([`gc_pass`]). The tick enqueues due
+//! restore tests ([`rehearsals`]) and fails
 //! every running job whose lease ran out (its agent
 //! stopped reporting), naming the reason ([`job_claims::expire_leases`]).
 //! "Now" for slots is the [`ScheduleClock`] (the wall clock, unless a test
@@ -44,6 +45,7 @@ use crate::db::{Database, DbError, job_claims, jobs};
 use crate::dispatcher::Dispatcher;
 use crate::domain::Schedule;
 
+pub mod gc_pass;
 mod rehearsals;
 pub mod retention_pass;
 
@@ -167,16 +169,8 @@ pub async fn run(
     }
     let mut interval = tokio::time::interval(settings.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut retention_due = tokio::time::Instant::now();
     loop {
         interval.tick().await;
-        if tokio::time::Instant::now() >= retention_due {
-            retention_due += retention_pass::RETENTION_EVERY;
-            let forgotten = retention_pass::apply_all(&db).await;
-            if forgotten > 0 {
-                tracing::info!(forgotten, "applied the plans' retention policies");
-            }
-        }
         let outcome = tick(&db, &clock).await;
         if outcome
             .as_ref()

@@ -16,14 +16,15 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::configuration::{
-    AgentSettings, DEFAULT_OFFLINE_AFTER, JobSettings, SchedulerSettings, Settings,
+    AgentSettings, DEFAULT_OFFLINE_AFTER, GcSettings, JobSettings, RetentionSettings,
+    SchedulerSettings, Settings,
 };
 use crate::db::Database;
 use crate::dispatcher::{self, Dispatcher};
 use crate::ingest::IngestContext;
 use crate::rate_limit::{RateLimitSettings, RateLimits};
 use crate::routes::{api, health};
-use crate::scheduler::{self, ScheduleClock};
+use crate::scheduler::{self, ScheduleClock, gc_pass, retention_pass};
 use crate::storage::{self, ObjectStore};
 use crate::telemetry;
 use crate::tls::TlsSettings;
@@ -61,14 +62,19 @@ impl Frontend {
     }
 }
 
-/// How the server runs jobs: how long a claim keeps one, and how the
-/// scheduler ticks and tells time.
+/// How the server runs jobs and its own passes: how long a claim keeps a
+/// job, how the scheduler ticks and tells time, and how often retention
+/// and garbage collection run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Scheduling {
     /// The lease of a claimed job.
     pub jobs: JobSettings,
     /// The scheduler's tick and clock.
     pub scheduler: SchedulerSettings,
+    /// The retention pass's interval.
+    pub retention: RetentionSettings,
+    /// The garbage collection pass's interval and orphan age.
+    pub gc: GcSettings,
 }
 
 /// A built server, bound to its port but not yet serving.
@@ -79,8 +85,11 @@ pub struct Application {
     server: Server,
     /// Kept to close the pool once the server has stopped.
     database: Database,
-    /// The scheduler's tick and clock, for [`Application::run_until_stopped`].
-    scheduler: SchedulerSettings,
+    /// The scheduler's settings and the passes' intervals, for
+    /// [`Application::run_until_stopped`].
+    scheduling: Scheduling,
+    /// The object store, for the garbage collection pass.
+    store: Arc<dyn ObjectStore>,
     /// When the server was built: the default origin of the schedule clock.
     started: chrono::DateTime<chrono::Utc>,
     /// The waiting claims, shared with the claim handler and woken by the
@@ -138,6 +147,8 @@ impl Application {
         let scheduling = Scheduling {
             jobs: settings.jobs,
             scheduler: settings.scheduler,
+            retention: settings.retention,
+            gc: settings.gc,
         };
         Self::build_on(&frontend, scheduling, database, store, &settings.data_dir).await
     }
@@ -209,7 +220,7 @@ impl Application {
         let dispatcher = Dispatcher::new();
         let dispatcher_data = web::Data::from(dispatcher.clone());
         let jobs_data = web::Data::new(scheduling.jobs);
-        let store_data: web::Data<dyn ObjectStore> = web::Data::from(store);
+        let store_data: web::Data<dyn ObjectStore> = web::Data::from(store.clone());
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(telemetry::log_request))
@@ -241,7 +252,8 @@ impl Application {
             address,
             server,
             database,
-            scheduler: scheduling.scheduler,
+            scheduling,
+            store,
             started: chrono::Utc::now(),
             dispatcher,
         })
@@ -262,21 +274,32 @@ impl Application {
         &self.database
     }
 
-    /// Serves (and runs the [`scheduler`](crate::scheduler) and the claim
+    /// Serves (and runs the [`scheduler`](crate::scheduler), its retention
+    /// and garbage collection passes, and the claim
     /// [`dispatcher`](crate::dispatcher)) until SIGTERM or SIGINT, lets
-    /// in-flight requests finish, then stops both tasks and closes the
+    /// in-flight requests finish, then stops those tasks and closes the
     /// database pool.
     ///
     /// # Errors
     ///
     /// Fails when the server stops with an I/O error.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let clock = ScheduleClock::from_settings(&self.scheduler, self.started);
+        let settings = self.scheduling.scheduler;
+        let clock = ScheduleClock::from_settings(&settings, self.started);
         let scheduler = tokio::spawn(scheduler::run(
             self.database.clone(),
-            self.scheduler,
+            settings,
             clock,
             self.dispatcher.clone(),
+        ));
+        let retention = tokio::spawn(retention_pass::run(
+            self.database.clone(),
+            self.scheduling.retention,
+        ));
+        let gc = tokio::spawn(gc_pass::run(
+            self.database.clone(),
+            self.store.clone(),
+            self.scheduling.gc,
         ));
         let dispatcher = tokio::spawn(dispatcher::run(
             self.dispatcher.clone(),
@@ -284,6 +307,8 @@ impl Application {
         ));
         let served = self.server.await.context("the HTTP server failed");
         scheduler.abort();
+        retention.abort();
+        gc.abort();
         dispatcher.abort();
         self.database.close().await;
         tracing::info!("stowage-server stopped; database connections closed");

@@ -39,11 +39,17 @@ pub enum CallError {
 
 impl CallError {
     /// Whether trying the same request again may succeed: connection
-    /// failures, 5xx, 429 and errors the server marks retryable.
+    /// failures, 5xx, 429, 408 and errors the server marks retryable.
+    ///
+    /// 408 is the server's HTTP layer giving up on a request that arrived
+    /// too slowly (a loaded machine): it comes with an empty body and says
+    /// nothing about the request itself, which every call here may repeat.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Api { status, error, .. } => error.retryable || *status >= 500 || *status == 429,
-            Self::Protocol { status, .. } => *status >= 500,
+            Self::Api { status, error, .. } => {
+                error.retryable || *status >= 500 || *status == 429 || *status == 408
+            }
+            Self::Protocol { status, .. } => *status >= 500 || *status == 408,
             Self::Transport { .. } => true,
         }
     }
@@ -75,5 +81,21 @@ impl CallError {
             Self::Api { error, .. } if error.code == codes::MISSING_BLOBS => &error.missing_blobs,
             _ => &[],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_timeout_with_an_empty_body_is_retried() {
+        let error = CallError::Protocol {
+            what: "PUT uploads/s/packs/p".to_owned(),
+            status: 408,
+            problem: "not an API error body: \"\"".to_owned(),
+        };
+
+        assert!(error.is_retryable());
     }
 }

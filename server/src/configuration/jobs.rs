@@ -163,7 +163,11 @@ pub(super) fn scheduler_settings(
 }
 
 /// A whole number and a unit (`ms`, `s`, `m`, `h`) within `[min, max]`.
-fn parse_duration(v: &Sourced, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
+pub(super) fn parse_duration(
+    v: &Sourced,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
     let text = v.value.trim();
     let bad = || {
         invalid(

@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::jobs::{FileJobs, FileScheduler};
+use super::passes::{FileGc, FileRetention};
 use super::values::{invalid, non_empty, parse_bool, parse_bucket, parse_endpoint, parse_file};
 use super::{ConfigError, OBJECTS_DIR_NAME, ObjectStoreSettings, S3Settings};
 use crate::tls::{TlsError, TlsSettings};
@@ -28,6 +29,8 @@ pub(super) struct FileSettings {
     pub(super) agents: Option<FileAgents>,
     pub(super) jobs: Option<FileJobs>,
     pub(super) scheduler: Option<FileScheduler>,
+    pub(super) retention: Option<FileRetention>,
+    pub(super) gc: Option<FileGc>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,7 +11,7 @@ use stowage_protocol::ids::{PackId, TenantId};
 
 use super::gc_sweep::bind_packs;
 use super::{
-    Database, DbError, MAX_BOUND_IDS, id_from_bytes, now_millis, placeholders, query_error,
+    Backend, Database, DbError, MAX_BOUND_IDS, id_from_bytes, now_millis, placeholders, query_error,
 };
 
 /// A pack whose index rows a sweep deleted and whose object may remain.
@@ -131,6 +131,17 @@ pub async fn sight_orphans(
     packs: &[PackId],
 ) -> Result<Vec<(PackId, i64)>, DbError> {
     let mut tx = db.begin().await?;
+    if db.backend() == Backend::Sqlite {
+        // A write first, so the transaction is SQLite's writer before it
+        // reads: one that reads first and then writes fails with
+        // SQLITE_BUSY_SNAPSHOT, which no busy timeout retries, whenever a
+        // backup committed in between (seen under eight busy agents).
+        sqlx::query("UPDATE gc_epochs SET epoch = epoch WHERE tenant_id = $1")
+            .bind(tenant.to_hex())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_error("lock the database for orphan sightings"))?;
+    }
     let now = now_millis();
     // Sightings of packs that are orphans no more (indexed since, or their
     // object gone) are dropped so the table stays as small as the orphans.

@@ -73,6 +73,11 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../../migrations/sqlite/20261207000000_deletion_tombstones.sql"),
     ),
     (
+        20_261_207_093_000,
+        "gc_runs",
+        include_str!("../../../migrations/sqlite/20261207093000_gc_runs.sql"),
+    ),
+    (
         20_261_208_000_000,
         "storage_usage",
         include_str!("../../../migrations/sqlite/20261208000000_storage_usage.sql"),
@@ -132,6 +137,11 @@ const POSTGRES: &[Embedded] = &[
         20_261_207_000_000,
         "deletion_tombstones",
         include_str!("../../../migrations/postgres/20261207000000_deletion_tombstones.sql"),
+    ),
+    (
+        20_261_207_093_000,
+        "gc_runs",
+        include_str!("../../../migrations/postgres/20261207093000_gc_runs.sql"),
     ),
     (
         20_261_208_000_000,

@@ -31,6 +31,7 @@ pub mod gc;
 pub mod gc_leases;
 pub mod gc_objects;
 pub mod gc_repack;
+pub mod gc_runs;
 pub mod gc_sweep;
 pub mod gc_tombstones;
 pub mod job_claims;

@@ -96,7 +96,9 @@ pub async fn repack(
             .await?
             {
                 CopyOutcome::Written(copied) => written.push(copied),
-                CopyOutcome::AllLive => report.repack_packs_kept += 1,
+                CopyOutcome::AllLive | CopyOutcome::ChangedMeanwhile => {
+                    report.repack_packs_kept += 1;
+                }
                 CopyOutcome::Damaged(damaged) => {
                     tracing::warn!(tenant.id = %tenant, "{damaged}; it is left as it is");
                     report.repack_packs_damaged += 1;

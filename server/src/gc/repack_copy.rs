@@ -59,6 +59,8 @@ pub enum CopyOutcome {
     /// Every blob of its table is live now (roots appeared since it was
     /// chosen): there is nothing to drop, and nothing was written.
     AllLive,
+    /// Another run repacked or swept it since it was chosen.
+    ChangedMeanwhile,
     /// Its object or index disagrees with itself: it is left alone.
     Damaged(Damaged),
 }
@@ -79,6 +81,11 @@ pub async fn copy_live(
 ) -> anyhow::Result<CopyOutcome> {
     let damaged = |problem: String| Ok(CopyOutcome::Damaged(Damaged { pack: old, problem }));
     let rows = gc_repack::pack_blobs(db, tenant, old).await?;
+    if rows.is_empty() {
+        // Another run (another instance's pass) repacked or swept it since
+        // it was chosen: nothing is indexed in it any more.
+        return Ok(CopyOutcome::ChangedMeanwhile);
+    }
     let keep: Vec<_> = rows.iter().filter(|row| live.is_marked(&row.id)).collect();
     if keep.is_empty() {
         return damaged("no live blob is indexed in it".to_owned());

@@ -48,7 +48,7 @@ pub struct GcReport {
     /// Dead blob index rows removed with the old packs.
     pub repack_blobs_dropped: u64,
     /// Packs left unrepacked because a backup or another run changed them
-    /// while their new pack was written (the new pack is deleted).
+    /// after they were chosen (a new pack already written is deleted).
     pub repack_packs_kept: u64,
     /// Packs left unrepacked because their object does not hash to their id
     /// or disagrees with the index (see the log; a scrub's business).

@@ -1,5 +1,6 @@
-//! The server applying every plan's retention policy on its own, hourly
-//! ([`RETENTION_EVERY`]), on every instance.
+//! The server applying every plan's retention policy on its own, on every
+//! instance, every `[retention] interval` (hourly by default), first at
+//! start ([`run`]).
 //!
 //! Forgetting is idempotent (a snapshot row is deleted once; a second
 //! instance finds it gone), so instances need no coordination: the worst
@@ -7,13 +8,9 @@
 //! is in the audit log under the actor `scheduler`, one entry per
 //! forgotten snapshot.
 
-use std::time::Duration;
-
+use crate::configuration::RetentionSettings;
 use crate::db::{Database, tenants};
 use crate::operations::{OpError, retention};
-
-/// How often each instance applies the policies.
-pub const RETENTION_EVERY: Duration = Duration::from_hours(1);
 
 /// The audit log's name for the server's own pass.
 pub const ACTOR: &str = "scheduler";
@@ -41,4 +38,18 @@ pub async fn apply_all(db: &Database) -> u64 {
         }
     }
     forgotten
+}
+
+/// Runs [`apply_all`] at start and then every `settings.interval` until the
+/// task is dropped. A slow pass delays the next one rather than stacking.
+pub async fn run(db: Database, settings: RetentionSettings) {
+    let mut interval = tokio::time::interval(settings.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let forgotten = apply_all(&db).await;
+        if forgotten > 0 {
+            tracing::info!(forgotten, "applied the plans' retention policies");
+        }
+    }
 }

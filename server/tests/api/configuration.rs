@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use stowage_server::configuration::{ConfigError, ObjectStoreSettings, Settings};
@@ -509,4 +510,78 @@ fn bad_job_and_scheduler_settings_name_their_setting() {
             "{key}={value:?} gave {message:?}"
         );
     }
+}
+
+#[test]
+fn the_passes_default_to_hourly_retention_and_daily_gc() {
+    // Act
+    let settings = Settings::from_sources(None, &env(&[])).unwrap();
+
+    // Assert
+    assert_eq!(settings.retention.interval, Duration::from_hours(1));
+    assert_eq!(settings.gc.interval, Duration::from_hours(24));
+    assert_eq!(settings.gc.orphan_min_age, Duration::from_hours(1));
+}
+
+#[test]
+fn pass_intervals_come_from_the_file_and_the_environment_wins() {
+    // Arrange
+    let (_dir, path) = config_file(
+        "[retention]\ninterval = \"10m\"\n\n[gc]\ninterval = \"6h\"\norphan_min_age = \"2h\"\n",
+    );
+    let env = env(&[("STOWAGE_GC_INTERVAL", "5s")]);
+
+    // Act
+    let settings = Settings::from_sources(Some(&path), &env).unwrap();
+
+    // Assert
+    assert_eq!(settings.retention.interval, Duration::from_mins(10));
+    assert_eq!(settings.gc.interval, Duration::from_secs(5));
+    assert_eq!(settings.gc.orphan_min_age, Duration::from_hours(2));
+}
+
+#[test]
+fn a_pass_interval_that_is_no_duration_is_refused_by_name() {
+    // Act
+    let err = error_of(Settings::from_sources(
+        None,
+        &env(&[("STOWAGE_RETENTION_INTERVAL", "hourly")]),
+    ));
+
+    // Assert
+    assert_eq!(
+        err,
+        "STOWAGE_RETENTION_INTERVAL: \"hourly\" is not a duration like 250ms, 5s, 10m or 1h"
+    );
+}
+
+#[test]
+fn an_orphan_age_an_upload_could_outlast_is_refused() {
+    // Act
+    let err = error_of(Settings::from_sources(
+        None,
+        &env(&[("STOWAGE_GC_ORPHAN_MIN_AGE", "2s")]),
+    ));
+
+    // Assert
+    assert_eq!(
+        err,
+        "STOWAGE_GC_ORPHAN_MIN_AGE: \"2s\" is out of range; it must be from 10s to 2592000s"
+    );
+}
+
+#[test]
+fn a_gc_interval_longer_than_a_week_is_refused() {
+    // Arrange
+    let (_dir, path) = config_file("[gc]\ninterval = \"200h\"\n");
+
+    // Act
+    let err = error_of(Settings::from_sources(Some(&path), &env(&[])));
+
+    // Assert
+    assert!(
+        err.starts_with("gc.interval in ")
+            && err.ends_with("\"200h\" is out of range; it must be from 1s to 604800s"),
+        "{err}"
+    );
 }

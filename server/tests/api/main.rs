@@ -43,6 +43,7 @@ mod gc;
 mod gc_commit;
 mod gc_crash;
 mod gc_fixture;
+mod gc_pass;
 mod gc_real_packs;
 mod gc_repack;
 mod gc_repack_crash;

@@ -1,0 +1,193 @@
+//! The server's own garbage collection pass (`scheduler::gc_pass`): a due
+//! tenant is collected and its totals recorded; an instance skips a tenant
+//! another instance collected within the interval or holds under a lease;
+//! and a running server starts the pass by itself.
+
+use std::time::{Duration, Instant};
+
+use stowage_server::configuration::GcSettings;
+use stowage_server::db::gc_runs::{self, Claim};
+use stowage_server::db::{now_millis, tenants};
+use stowage_server::domain::TenantName;
+use stowage_server::scheduler::gc_pass::{self, PassReport};
+use stowage_server::storage::ObjectStore;
+
+use crate::gc_fixture::{PACK_SIZE, Stack, data};
+use crate::helpers::{env, random_hex, spawn_with};
+
+/// Declares each scenario — an `async fn(&Stack)` — as its own test on
+/// SQLite, and all of them in one test on PostgreSQL (skipped with a note
+/// when it is not configured).
+macro_rules! on_both {
+    ($postgres:ident: $($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test]
+                async fn on_sqlite() {
+                    super::$scenario(&crate::gc_fixture::Stack::sqlite().await).await;
+                }
+            }
+        )+
+
+        #[tokio::test]
+        async fn $postgres() {
+            $(
+                let Some(stack) = Stack::postgres(stringify!($postgres)).await else {
+                    return;
+                };
+                $scenario(&stack).await;
+            )+
+        }
+    };
+}
+
+on_both!(
+    gc_pass_on_postgres:
+    a_due_tenant_is_collected_and_its_totals_recorded,
+    a_tenant_collected_within_the_interval_is_skipped_by_every_instance,
+    a_tenant_another_instance_holds_is_skipped_until_its_lease_runs_out,
+);
+
+fn hourly() -> GcSettings {
+    GcSettings {
+        interval: Duration::from_hours(1),
+        orphan_min_age: Duration::from_hours(1),
+    }
+}
+
+async fn pass(stack: &Stack, settings: GcSettings, holder: &str) -> PassReport {
+    let store: std::sync::Arc<dyn ObjectStore> = stack.store.clone();
+    gc_pass::collect_due(&stack.db, &store, settings, holder).await
+}
+
+async fn a_due_tenant_is_collected_and_its_totals_recorded(stack: &Stack) {
+    // Arrange: a pack no snapshot reaches.
+    stack.pack(&[data()]).await;
+
+    // Act
+    let report = pass(stack, hourly(), "instance-a").await;
+
+    // Assert
+    assert_eq!(
+        report,
+        PassReport {
+            collected: 1,
+            skipped: 0,
+            failed: 0,
+            packs_deleted: 1,
+            bytes_reclaimed: PACK_SIZE,
+        }
+    );
+    let totals = gc_runs::totals(&stack.db, stack.tenant)
+        .await
+        .unwrap()
+        .expect("the run is recorded");
+    assert_eq!(
+        (
+            totals.runs,
+            totals.failures,
+            totals.packs_deleted,
+            totals.bytes_reclaimed
+        ),
+        (1, 0, 1, PACK_SIZE)
+    );
+    assert!(totals.last_finished_at.is_some());
+    assert_eq!(totals.last_error, None);
+}
+
+async fn a_tenant_collected_within_the_interval_is_skipped_by_every_instance(stack: &Stack) {
+    // Arrange: instance A collected; then garbage appears.
+    pass(stack, hourly(), "instance-a").await;
+    stack.pack(&[data()]).await;
+
+    // Act: A and B both come back within the hour.
+    let again = pass(stack, hourly(), "instance-a").await;
+    let other = pass(stack, hourly(), "instance-b").await;
+
+    // Assert
+    for report in [again, other] {
+        assert_eq!((report.collected, report.skipped), (0, 1), "{report:?}");
+    }
+    let totals = gc_runs::totals(&stack.db, stack.tenant)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(totals.runs, 1);
+}
+
+async fn a_tenant_another_instance_holds_is_skipped_until_its_lease_runs_out(stack: &Stack) {
+    // Arrange: an instance that died mid-run holds the tenant for a minute;
+    // the interval is so short that only the lease stands in the way.
+    stack.pack(&[data()]).await;
+    let now = now_millis();
+    let claimed = gc_runs::claim(
+        &stack.db,
+        stack.tenant,
+        Claim {
+            holder: "dead-instance",
+            now: now - 1,
+            lease_until: now + 60_000,
+            started_before: now - 1,
+        },
+    )
+    .await
+    .unwrap();
+    let eager = GcSettings {
+        interval: Duration::from_millis(1),
+        ..hourly()
+    };
+
+    // Act
+    let while_held = pass(stack, eager, "instance-b").await;
+    let expired = gc_runs::claim(
+        &stack.db,
+        stack.tenant,
+        Claim {
+            holder: "instance-c",
+            now: now + 60_000,
+            lease_until: now + 120_000,
+            started_before: now + 60_000,
+        },
+    )
+    .await
+    .unwrap();
+
+    // Assert
+    assert!(claimed);
+    assert_eq!((while_held.collected, while_held.skipped), (0, 1));
+    assert!(expired, "the dead instance's lease did not run out");
+}
+
+#[tokio::test]
+async fn a_running_server_collects_every_tenant_on_its_interval() {
+    // Arrange: a server whose pass runs every second.
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = stowage_server::configuration::Settings::from_sources(
+        None,
+        &env(&[
+            ("STOWAGE_LISTEN", "127.0.0.1:0"),
+            ("STOWAGE_DATA_DIR", data_dir.path().to_str().unwrap()),
+            ("STOWAGE_GC_INTERVAL", "1s"),
+        ]),
+    )
+    .unwrap();
+    let app = spawn_with(settings, data_dir).await;
+    let name = TenantName::parse(&format!("pass-{}", &random_hex()[..8])).unwrap();
+    let tenant = tenants::insert(&app.database, &name).await.unwrap().id;
+
+    // Act: wait for two runs (the first pass comes a second after start).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runs = loop {
+        let runs = gc_runs::totals(&app.database, tenant)
+            .await
+            .unwrap()
+            .map_or(0, |totals| totals.runs);
+        if runs >= 2 || Instant::now() > deadline {
+            break runs;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Assert
+    assert!(runs >= 2, "the server ran gc {runs} times in 20 s");
+}
