@@ -12,33 +12,7 @@ use stowage_server::storage::ObjectStore;
 
 use crate::gc_fixture::{PACK_SIZE, Stack, data, tree};
 
-/// Declares each scenario — an `async fn(&Stack)` — as its own test on
-/// SQLite, and all of them in one test on PostgreSQL (skipped with a note
-/// when it is not configured).
-macro_rules! on_both {
-    ($postgres:ident: $($scenario:ident),+ $(,)?) => {
-        $(
-            mod $scenario {
-                #[tokio::test]
-                async fn on_sqlite() {
-                    super::$scenario(&crate::gc_fixture::Stack::sqlite().await).await;
-                }
-            }
-        )+
-
-        #[tokio::test]
-        async fn $postgres() {
-            $(
-                let Some(stack) = Stack::postgres(stringify!($postgres)).await else {
-                    return;
-                };
-                $scenario(&stack).await;
-            )+
-        }
-    };
-}
-
-on_both!(
+on_both_stacks!(
     gc_on_postgres:
     a_forgotten_snapshot_loses_exactly_the_packs_only_it_used,
     a_blob_leased_to_a_live_session_is_kept_with_everything_below_it,

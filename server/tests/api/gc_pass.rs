@@ -15,33 +15,7 @@ use stowage_server::storage::ObjectStore;
 use crate::gc_fixture::{PACK_SIZE, Stack, data};
 use crate::helpers::{env, random_hex, spawn_with};
 
-/// Declares each scenario — an `async fn(&Stack)` — as its own test on
-/// SQLite, and all of them in one test on PostgreSQL (skipped with a note
-/// when it is not configured).
-macro_rules! on_both {
-    ($postgres:ident: $($scenario:ident),+ $(,)?) => {
-        $(
-            mod $scenario {
-                #[tokio::test]
-                async fn on_sqlite() {
-                    super::$scenario(&crate::gc_fixture::Stack::sqlite().await).await;
-                }
-            }
-        )+
-
-        #[tokio::test]
-        async fn $postgres() {
-            $(
-                let Some(stack) = Stack::postgres(stringify!($postgres)).await else {
-                    return;
-                };
-                $scenario(&stack).await;
-            )+
-        }
-    };
-}
-
-on_both!(
+on_both_stacks!(
     gc_pass_on_postgres:
     a_due_tenant_is_collected_and_its_totals_recorded,
     a_tenant_collected_within_the_interval_is_skipped_by_every_instance,

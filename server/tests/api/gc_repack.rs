@@ -19,30 +19,7 @@ use crate::gc_real_packs::{Sealed, sealed_data, sealed_tree};
 /// Bytes of a data blob's table entry: kind, id, offset, length.
 const DATA_ENTRY_LEN: u64 = 1 + 32 + 4 + 4;
 
-macro_rules! on_both {
-    ($postgres:ident: $($scenario:ident),+ $(,)?) => {
-        $(
-            mod $scenario {
-                #[tokio::test]
-                async fn on_sqlite() {
-                    super::$scenario(&crate::gc_fixture::Stack::sqlite().await).await;
-                }
-            }
-        )+
-
-        #[tokio::test]
-        async fn $postgres() {
-            $(
-                let Some(stack) = Stack::postgres(stringify!($postgres)).await else {
-                    return;
-                };
-                $scenario(&stack).await;
-            )+
-        }
-    };
-}
-
-on_both!(
+on_both_stacks!(
     gc_repack_on_postgres:
     a_partly_dead_pack_becomes_a_pack_of_exactly_its_live_sealed_blobs,
     a_pack_at_the_threshold_is_left_alone_and_one_below_it_is_repacked,

@@ -141,31 +141,8 @@ async fn a_dry_run_clears_out_nothing(stack: &Stack) {
     assert_eq!(report.ended_sessions_removed, 0, "{report:?}");
 }
 
-mod ended_sessions_are_cleared_out_and_live_ones_kept {
-    #[tokio::test]
-    async fn on_sqlite() {
-        super::ended_sessions_are_cleared_out_and_live_ones_kept(
-            &crate::gc_fixture::Stack::sqlite().await,
-        )
-        .await;
-    }
-}
-
-mod a_dry_run_clears_out_nothing {
-    #[tokio::test]
-    async fn on_sqlite() {
-        super::a_dry_run_clears_out_nothing(&crate::gc_fixture::Stack::sqlite().await).await;
-    }
-}
-
-#[tokio::test]
-async fn gc_sessions_on_postgres() {
-    let Some(stack) = Stack::postgres("gc_sessions_on_postgres").await else {
-        return;
-    };
-    ended_sessions_are_cleared_out_and_live_ones_kept(&stack).await;
-    let Some(stack) = Stack::postgres("gc_sessions_on_postgres_dry").await else {
-        return;
-    };
-    a_dry_run_clears_out_nothing(&stack).await;
-}
+on_both_stacks!(
+    gc_sessions_on_postgres:
+    ended_sessions_are_cleared_out_and_live_ones_kept,
+    a_dry_run_clears_out_nothing,
+);

@@ -32,6 +32,35 @@ macro_rules! on_sqlite_and_postgres {
     };
 }
 
+/// Declares each scenario of a file that builds its repository straight
+/// into the index — an `async fn(&Stack)` (`gc_fixture`) — as its own test
+/// on SQLite, and all of them in one test `$postgres`, each on a fresh
+/// PostgreSQL database (skipped with a note when it is not configured).
+macro_rules! on_both_stacks {
+    ($postgres:ident: $($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test]
+                async fn on_sqlite() {
+                    super::$scenario(&crate::gc_fixture::Stack::sqlite().await).await;
+                }
+            }
+        )+
+
+        #[tokio::test]
+        async fn $postgres() {
+            $(
+                let Some(stack) =
+                    crate::gc_fixture::Stack::postgres(stringify!($postgres)).await
+                else {
+                    return;
+                };
+                $scenario(&stack).await;
+            )+
+        }
+    };
+}
+
 mod admin_cli;
 mod agent_api;
 mod binary;
