@@ -8,15 +8,11 @@
 //! and stay as they are, and no instant exists at which the blob is not
 //! indexed.
 
-use sqlx::{AssertSqlSafe, Row};
 use stowage_protocol::ids::{BlobId, PackId, TenantId};
 
-use super::gc_sweep::{SweepTransaction, bind_packs};
+use super::gc_sweep::SweepTransaction;
 use super::packs::{BlobLocation, locate};
-use super::{
-    Database, DbError, MAX_BOUND_IDS, gc_tombstones, id_from_bytes, now_millis, placeholders,
-    query_error, to_i64,
-};
+use super::{Database, DbError, gc_tombstones, now_millis, query_error, to_i64};
 
 /// A blob copied into a new pack: where its row must point now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,29 +57,12 @@ impl SweepTransaction {
         packs: &[PackId],
         now_millis: i64,
     ) -> Result<Vec<BlobId>, DbError> {
-        let mut found = Vec::new();
-        for batch in packs.chunks(MAX_BOUND_IDS) {
-            let sql = format!(
-                "SELECT DISTINCT b.id AS id FROM blobs b \
-                 JOIN upload_sessions s ON s.tenant_id = b.tenant_id \
-                 JOIN session_leases l ON l.tenant_id = b.tenant_id AND l.session_id = s.id \
-                 AND l.blob_id = b.id \
-                 WHERE b.tenant_id = $1 AND b.pack_id IN ({}) \
-                 AND s.committed_at IS NULL AND s.lease_expires_at > ${}",
-                placeholders(2, batch.len()),
-                batch.len() + 2
-            );
-            let rows = bind_packs(sqlx::query(AssertSqlSafe(sql)), self.tenant, batch)
-                .bind(now_millis)
-                .fetch_all(&mut *self.tx)
-                .await
-                .map_err(query_error("look for leased blobs in packs to repack"))?;
-            for row in &rows {
-                let id: Vec<u8> = row.try_get("id").map_err(query_error("decode blob id"))?;
-                found.push(id_from_bytes("blobs.id", &id, BlobId::from_bytes)?);
-            }
-        }
-        Ok(found)
+        Ok(self
+            .leased_in(packs, now_millis)
+            .await?
+            .into_iter()
+            .map(|(_, blob)| blob)
+            .collect())
     }
 
     /// Whether an upload admitted with `mark` would be refused for `pack`

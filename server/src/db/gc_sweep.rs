@@ -224,13 +224,36 @@ impl SweepTransaction {
         packs: &[PackId],
         now_millis: i64,
     ) -> Result<Vec<PackId>, DbError> {
+        let mut found: Vec<PackId> = self
+            .leased_in(packs, now_millis)
+            .await?
+            .into_iter()
+            .map(|(pack, _)| pack)
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// Each blob indexed in `packs` that is leased to a session open at
+    /// `now_millis`, with its pack: what the sweep and the repack both
+    /// check inside their transactions.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the query fails.
+    pub(super) async fn leased_in(
+        &mut self,
+        packs: &[PackId],
+        now_millis: i64,
+    ) -> Result<Vec<(PackId, BlobId)>, DbError> {
         let mut found = Vec::new();
         for batch in packs.chunks(MAX_BOUND_IDS) {
             let sql = format!(
                 // Through the open sessions (few) to the lease table's
                 // primary key (tenant, session, blob): no scan of the leases
                 // of sessions long expired.
-                "SELECT DISTINCT b.pack_id AS pack_id FROM blobs b \
+                "SELECT DISTINCT b.pack_id AS pack_id, b.id AS id FROM blobs b \
                  JOIN upload_sessions s ON s.tenant_id = b.tenant_id \
                  JOIN session_leases l ON l.tenant_id = b.tenant_id AND l.session_id = s.id \
                  AND l.blob_id = b.id \
@@ -243,12 +266,15 @@ impl SweepTransaction {
                 .bind(now_millis)
                 .fetch_all(&mut *self.tx)
                 .await
-                .map_err(query_error("look for leased blobs in dead packs"))?;
+                .map_err(query_error("look for leased blobs in packs"))?;
             for row in &rows {
-                let pack: Vec<u8> = row
-                    .try_get("pack_id")
-                    .map_err(query_error("decode pack id"))?;
-                found.push(id_from_bytes("blobs.pack_id", &pack, PackId::from_bytes)?);
+                let read = query_error("decode a leased blob");
+                let pack: Vec<u8> = row.try_get("pack_id").map_err(read)?;
+                let id: Vec<u8> = row.try_get("id").map_err(read)?;
+                found.push((
+                    id_from_bytes("blobs.pack_id", &pack, PackId::from_bytes)?,
+                    id_from_bytes("blobs.id", &id, BlobId::from_bytes)?,
+                ));
             }
         }
         Ok(found)
