@@ -229,6 +229,29 @@ impl TestServer {
         })
     }
 
+    /// Every pack the server's index names (all tenants).
+    pub fn indexed_pack_ids(&self) -> Vec<PackId> {
+        let url = self.settings().database.url.expose_secret().to_owned();
+        block_on(async {
+            use sqlx::Row as _;
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::AnyPool::connect(&url)
+                .await
+                .expect("the test database opens");
+            let rows = sqlx::query("SELECT id FROM packs")
+                .fetch_all(&pool)
+                .await
+                .expect("the packs are listed");
+            pool.close().await;
+            rows.iter()
+                .map(|row| {
+                    let bytes: Vec<u8> = row.try_get(0).expect("a pack id is bytes");
+                    PackId::from_bytes(bytes.try_into().expect("a pack id is 32 bytes"))
+                })
+                .collect()
+        })
+    }
+
     /// The server's data directory (SQLite database, local objects, log).
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
@@ -242,6 +265,11 @@ impl TestServer {
     /// Runs `stowage-server ARGS` with the server's settings; returns stdout,
     /// panicking with stderr when the command fails.
     pub fn admin(&self, args: &[&str]) -> String {
+        self.admin_with_log(args).0
+    }
+
+    /// [`Self::admin`], also answering what the command logged on stderr.
+    pub fn admin_with_log(&self, args: &[&str]) -> (String, String) {
         let output = Command::new(&self.binary)
             .args(args)
             .env_clear()
@@ -255,7 +283,10 @@ impl TestServer {
             "stowage-server {args:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout).expect("admin output is UTF-8")
+        (
+            String::from_utf8(output.stdout).expect("admin output is UTF-8"),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// Creates tenant `name` (owner `owner@NAME.test`) with the admin command.

@@ -31,12 +31,14 @@
 mod source;
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use stowage_e2e::agent::{Agent, Tenant};
-use stowage_e2e::server::{Backend, TestServer};
+use stowage_e2e::server::{Backend, TestServer, pack_id_of};
 use stowage_e2e::{on_both_backends, restored_root};
+use stowage_protocol::ids::PackId;
 
 use source::{Manifest, Source, differences, manifest_of};
 
@@ -82,6 +84,9 @@ fn eight_agents_back_up_while_retention_and_gc_run(backend: Backend) {
             ("STOWAGE_RETENTION_INTERVAL", "3s"),
             ("STOWAGE_GC_INTERVAL", "5s"),
             ("STOWAGE_GC_ORPHAN_MIN_AGE", "20s"),
+            // Each pack deletion and repack is logged, so a pack the index
+            // names but the store lacks can be traced to what removed it.
+            ("STOWAGE_LOG", "info,stowage_server::gc=debug"),
         ],
         None,
     ) else {
@@ -110,10 +115,11 @@ fn eight_agents_back_up_while_retention_and_gc_run(backend: Backend) {
     server.admin(&["retention", "apply", "--tenant", TENANT]);
     // The final run repacks every pack holding anything dead, so what is
     // stored can be held against what is live.
-    let last_gc = gc_json(
+    let (last_gc, last_gc_log) = gc_json_with_log(
         &server,
         &["--orphan-min-age", "0s", "--repack-below", "100"],
     );
+    check_indexed_packs_are_stored(&server, &last_gc_log);
 
     // Assert: the loops ran, retention forgot, the server's own GC deleted.
     let committed: usize = logs.iter().map(|log| log.committed.len()).sum();
@@ -364,9 +370,47 @@ fn check_restores(agent: &Agent, source: &Source, log: &AgentLog, work: &Path) -
 
 /// `stowage-server gc --tenant Soak --json ARGS…`, parsed.
 fn gc_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    gc_json_with_log(server, args).0
+}
+
+/// [`gc_json`], with what the run logged.
+fn gc_json_with_log(server: &TestServer, args: &[&str]) -> (serde_json::Value, String) {
     let mut all = vec!["gc", "--tenant", TENANT, "--json"];
     all.extend_from_slice(args);
-    serde_json::from_str(&server.admin(&all)).expect("gc --json prints JSON")
+    let (stdout, log) = server.admin_with_log(&all);
+    (
+        serde_json::from_str(&stdout).expect("gc --json prints JSON"),
+        log,
+    )
+}
+
+/// Every pack the index names has its object in the store; otherwise the
+/// failure shows, for each missing pack, every line of the server's and
+/// the final collection's logs that names it: who wrote, repacked and
+/// deleted it, in order.
+fn check_indexed_packs_are_stored(server: &TestServer, last_gc_log: &str) {
+    let stored: std::collections::HashSet<PackId> =
+        server.pack_keys().iter().map(pack_id_of).collect();
+    let missing: Vec<String> = server
+        .indexed_pack_ids()
+        .into_iter()
+        .filter(|id| !stored.contains(id))
+        .map(|id| id.to_hex())
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let server_log = server.log();
+    let mut story = String::new();
+    for pack in &missing {
+        writeln!(story, "pack {pack} is indexed but its object is gone:").unwrap();
+        for line in server_log.lines().chain(last_gc_log.lines()) {
+            if line.contains(pack.as_str()) {
+                writeln!(story, "    {line}").unwrap();
+            }
+        }
+    }
+    panic!("{} indexed packs have no object:\n{story}", missing.len());
 }
 
 on_both_backends!(eight_agents_back_up_while_retention_and_gc_run);

@@ -1,6 +1,9 @@
 //! `gc --tenant T [--dry-run] [--json]`: garbage collection of one tenant
 //! from the command line (see [`crate::gc`] for what it does and why it is
-//! safe beside running servers and backups).
+//! safe beside running servers and backups). A run takes its turn
+//! ([`crate::gc::claim`]): it waits while the server's scheduled collection
+//! of the tenant, or another `gc`, runs, and the server's waits for it. It
+//! counts in the tenant's run totals like a scheduled run.
 
 use std::time::Duration;
 
@@ -8,7 +11,8 @@ use anyhow::Context;
 
 use super::admin::{open, tenant_id};
 use crate::configuration::Settings;
-use crate::gc::{self, GcOptions};
+use crate::db::{gc_runs, new_row_id};
+use crate::gc::{self, GcOptions, claim};
 use crate::storage;
 
 /// `gc`'s options.
@@ -48,26 +52,53 @@ pub struct GcArgs {
 pub async fn run(settings: &Settings, args: &GcArgs) -> anyhow::Result<String> {
     let db = open(settings).await?;
     let tenant = tenant_id(&db, &args.tenant).await?;
+    let name = args.tenant.trim();
     let store = storage::open(&settings.object_store)
         .await
         .context("unable to open the object store")?;
-    let report = gc::collect(
-        &db,
-        store.as_ref(),
-        tenant,
-        GcOptions {
-            dry_run: args.dry_run,
-            orphan_min_age: args.orphan_min_age,
-            repack_below_percent: args.repack_below,
-        },
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "garbage collection of tenant {:?} failed",
-            args.tenant.trim()
-        )
-    })?;
+    let options = GcOptions {
+        dry_run: args.dry_run,
+        orphan_min_age: args.orphan_min_age,
+        repack_below_percent: args.repack_below,
+    };
+    let report = if args.dry_run {
+        // A dry run writes nothing, so it needs no turn.
+        gc::collect(&db, store.as_ref(), tenant, options).await
+    } else {
+        let holder = format!("gc-command-{}", new_row_id());
+        let held = claim::claim_when_free(&db, tenant, &holder, || {
+            eprintln!(
+                "stowage-server: another garbage collection of tenant {name:?} is running \
+                 (the server's scheduled one, or another gc); waiting for it to finish"
+            );
+        })
+        .await
+        .with_context(|| format!("unable to claim the garbage collection of tenant {name:?}"))?;
+        let outcome = gc::collect(&db, store.as_ref(), tenant, options).await;
+        drop(held);
+        let recorded = match &outcome {
+            Ok(report) => {
+                gc_runs::finished(
+                    &db,
+                    tenant,
+                    &holder,
+                    report.packs_deleted,
+                    report.bytes_reclaimed + report.orphan_bytes_deleted,
+                )
+                .await
+            }
+            Err(error) => gc_runs::failed(&db, tenant, &holder, &format!("{error:#}")).await,
+        };
+        if let Err(error) = recorded {
+            eprintln!(
+                "stowage-server: unable to record the run of tenant {name:?} (its claim runs out \
+                 by itself within {} s) - {error}",
+                claim::CLAIM_LEASE.as_secs()
+            );
+        }
+        outcome
+    }
+    .with_context(|| format!("garbage collection of tenant {name:?} failed"))?;
     db.close().await;
     if args.json {
         Ok(format!("{}\n", serde_json::to_string_pretty(&report)?))

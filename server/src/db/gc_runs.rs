@@ -69,6 +69,30 @@ pub async fn claim(db: &Database, tenant: TenantId, claim: Claim<'_>) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
+/// Extends `holder`'s claim on `tenant` to `lease_until`; false when the
+/// claim is no longer `holder`'s (it ran out and another run took it).
+///
+/// # Errors
+///
+/// Fails when the statement fails.
+pub async fn renew(
+    db: &Database,
+    tenant: TenantId,
+    holder: &str,
+    lease_until: i64,
+) -> Result<bool, DbError> {
+    let done = sqlx::query(
+        "UPDATE gc_runs SET lease_expires_at = $3 WHERE tenant_id = $1 AND holder = $2",
+    )
+    .bind(tenant.to_hex())
+    .bind(holder)
+    .bind(lease_until)
+    .execute(db.pool())
+    .await
+    .map_err(query_error("renew a garbage collection claim"))?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Records a finished run and releases the claim if `holder` still has it
 /// (a run that outlived its lease still adds its numbers).
 ///

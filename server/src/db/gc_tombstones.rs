@@ -83,6 +83,26 @@ pub async fn admit(db: &Database, tenant: TenantId, pack: PackId) -> Result<Admi
         super::gc_sweep::ensure_epoch(db, tenant).await?;
         0
     };
+    Ok(if deletion_unfinished(db, tenant, pack).await? {
+        Admission::BeingDeleted
+    } else {
+        Admission::Open { mark }
+    })
+}
+
+/// Whether garbage collection recorded the deletion of `pack` of `tenant`
+/// and has not finished it. Whoever is about to write the pack's object
+/// must check this after reading its mark, as [`admit`] does: an object
+/// written now could be the one that deletion removes.
+///
+/// # Errors
+///
+/// Fails when the query fails.
+pub async fn deletion_unfinished(
+    db: &Database,
+    tenant: TenantId,
+    pack: PackId,
+) -> Result<bool, DbError> {
     let pending = sqlx::query(
         "SELECT 1 AS found FROM gc_pending_deletes \
          WHERE tenant_id = $1 AND pack_id = $2 AND finished_at IS NULL",
@@ -92,11 +112,7 @@ pub async fn admit(db: &Database, tenant: TenantId, pack: PackId) -> Result<Admi
     .fetch_optional(db.pool())
     .await
     .map_err(query_error("look for a pending deletion of a pack"))?;
-    Ok(if pending.is_some() {
-        Admission::BeingDeleted
-    } else {
-        Admission::Open { mark }
-    })
+    Ok(pending.is_some())
 }
 
 /// Whether the index transaction on `conn` must refuse `pack` of `tenant`,

@@ -11,7 +11,7 @@ use sqlx::any::AnyRow;
 use stowage_protocol::ids::{AgentId, PlanId, SnapshotId, TenantId};
 
 use super::gc::{SnapshotRoots, decode_snapshot_roots};
-use super::{Database, DbError, from_millis, parse_id, query_error, to_i64};
+use super::{Backend, Database, DbError, from_millis, parse_id, query_error, to_i64};
 
 /// What a tenant stores now: every indexed pack, live or not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -156,7 +156,14 @@ pub async fn group_roots_page(
     rows.iter().map(decode_snapshot_roots).collect()
 }
 
-/// Replaces `tenant`'s recorded usage with `usage`, in one transaction.
+/// Replaces `tenant`'s recorded usage with `usage`, in one transaction,
+/// unless figures computed later are recorded already.
+///
+/// Two runs may record at once (a manual `gc` beside the scheduled one):
+/// each first takes the tenant's row (`FOR NO KEY UPDATE` on PostgreSQL;
+/// on SQLite the first statement is a write, which takes the write lock),
+/// so the second deletes what the first inserted instead of colliding with
+/// it, and a run that finishes last with older figures keeps the newer.
 ///
 /// # Errors
 ///
@@ -164,6 +171,26 @@ pub async fn group_roots_page(
 pub async fn record(db: &Database, tenant: TenantId, usage: &RecordedUsage) -> Result<(), DbError> {
     let computed_at = usage.computed_at.timestamp_millis();
     let mut tx = db.begin().await?;
+    let lock = match db.backend() {
+        Backend::Postgres => "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+        Backend::Sqlite => "UPDATE tenants SET name = name WHERE id = $1",
+    };
+    sqlx::query(lock)
+        .bind(tenant.to_hex())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_error("lock the tenant to record its usage"))?;
+    let newer = sqlx::query(
+        "SELECT 1 AS found FROM storage_usage WHERE tenant_id = $1 AND computed_at > $2",
+    )
+    .bind(tenant.to_hex())
+    .bind(computed_at)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(query_error("read the recorded usage's time"))?;
+    if newer.is_some() {
+        return Ok(());
+    }
     for table in ["storage_usage_groups", "storage_usage"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE tenant_id = $1"

@@ -11,6 +11,8 @@
 //! - `sweep.rs` — which packs are wholly dead or to repack; the sweep
 //!   transactions.
 //! - `catch_up.rs` — opening a transaction in which the mark is current.
+//! - `claim.rs` — one run per tenant at a time, for the scheduled pass
+//!   and the `gc` command alike.
 //! - `repack.rs` — replacing partly dead packs, crash-safe;
 //!   `repack_copy.rs` — copying their live sealed blobs into a new pack.
 //! - `objects.rs` — deleting pack objects after their rows, and orphans.
@@ -131,6 +133,7 @@
 //! sweep has dropped the mark's, so no set is larger than the tenant's.
 
 mod catch_up;
+pub mod claim;
 mod fault;
 pub mod live_set;
 mod mark;

@@ -56,6 +56,7 @@ pub async fn delete_pack_objects(
                 pack.to_hex()
             )
         })?;
+        tracing::debug!(tenant.id = %tenant, pack.id = %pack, "dead pack object deleted");
         fault::reached(FaultPoint::AfterObject);
     }
     gc_objects::finish_pending(db, tenant, packs).await?;
@@ -160,6 +161,7 @@ pub async fn sweep_orphans(
                     id.to_hex()
                 )
             })?;
+            tracing::debug!(tenant.id = %tenant, pack.id = %id, "orphan pack object deleted");
             report.orphans_deleted += 1;
             report.orphan_bytes_deleted += size;
             deleted.push(id);

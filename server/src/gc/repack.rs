@@ -3,8 +3,11 @@
 //!
 //! The order is what makes it crash-safe:
 //!
-//! 1. Write the new pack objects ([`repack_copy`]); an object store write
-//!    is durable when it returns. Nothing names them yet: a crash here
+//! 1. Write the new pack objects ([`repack_copy`]) — each admitted like an
+//!    upload: not while a deletion of that very pack, which another run
+//!    that gave up on the same copy recorded, is unfinished (the mark is
+//!    read first, so step 2 sees any deletion recorded later). An object
+//!    store write is durable when it returns. Nothing names them yet: a crash here
 //!    leaves unindexed objects, which the orphan sweep removes (or a rerun
 //!    with the same live set writes the same bytes again and indexes them).
 //! 2. In one sweep transaction — the same epoch bump, catch-up and locks
@@ -153,6 +156,10 @@ async fn commit(
             if !present_new.contains(&copy.new) {
                 abandoned.push((copy.new, copy.new_size));
             }
+            tracing::debug!(
+                tenant.id = %tenant, old = %copy.old, new = %copy.new, changed, revived,
+                "pack left as it is; its new copy is dropped unless indexed"
+            );
             continue;
         }
         tx.index_repacked(
@@ -162,6 +169,7 @@ async fn commit(
             &copy.moved,
         )
         .await?;
+        tracing::debug!(tenant.id = %tenant, old = %copy.old, new = %copy.new, "pack repacked");
         done.push(copy);
     }
     let sized: Vec<(PackId, u64)> = done.iter().map(|copy| (copy.old, copy.old_size)).collect();

@@ -21,8 +21,9 @@ use stowage_protocol::pack::{PackReader, PackWriter, verify_pack_id};
 use super::live_set::LiveSet;
 use crate::db::Database;
 use crate::db::gc_repack::{self, MovedBlob};
+use crate::db::gc_tombstones;
 use crate::ingest::pack_key;
-use crate::storage::ObjectStore;
+use crate::storage::{ObjectStore, StorageError};
 
 /// A new pack written for an old one, not yet indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +60,8 @@ pub enum CopyOutcome {
     /// Every blob of its table is live now (roots appeared since it was
     /// chosen): there is nothing to drop, and nothing was written.
     AllLive,
-    /// Another run repacked or swept it since it was chosen.
+    /// Another run repacked or swept it since it was chosen, or is
+    /// deleting the very pack its copy would be.
     ChangedMeanwhile,
     /// Its object or index disagrees with itself: it is left alone.
     Damaged(Damaged),
@@ -90,10 +92,19 @@ pub async fn copy_live(
     if keep.is_empty() {
         return damaged("no live blob is indexed in it".to_owned());
     }
-    let bytes = store
-        .get(&pack_key(tenant, old))
-        .await
-        .map_err(|error| anyhow::anyhow!("unable to read pack {old} to repack it - {error}"))?;
+    let bytes = match store.get(&pack_key(tenant, old)).await {
+        Ok(bytes) => bytes,
+        Err(StorageError::NotFound { .. }) => {
+            // Gone since its rows were read: another run took it, unless
+            // its rows are still there — then the index names a lost object.
+            return if gc_repack::pack_blobs(db, tenant, old).await?.is_empty() {
+                Ok(CopyOutcome::ChangedMeanwhile)
+            } else {
+                damaged("its object is missing from the store".to_owned())
+            };
+        }
+        Err(error) => anyhow::bail!("unable to read pack {old} to repack it - {error}"),
+    };
     if let Err(error) = verify_pack_id(&bytes, &old) {
         return damaged(error.to_string());
     }
@@ -138,6 +149,12 @@ pub async fn copy_live(
     }
     let (new, new_bytes) = writer.finish();
     let new_size = new_bytes.len() as u64;
+    // Admitted like an upload (`db::gc_tombstones`): another run that gave
+    // up on the same copy may be deleting this very object; writing it now
+    // and indexing it after that deletion finished would name a lost object.
+    if gc_tombstones::deletion_unfinished(db, tenant, new).await? {
+        return Ok(CopyOutcome::ChangedMeanwhile);
+    }
     store
         .put_bytes(&pack_key(tenant, new), new_bytes.into())
         .await

@@ -7,9 +7,10 @@
 //! ([`gc_runs::claim`]): the claim succeeds only when no other instance
 //! holds an unexpired lease on it and no run on it started within nine
 //! tenths of the interval. So with N instances each tenant is still
-//! collected about once per interval, by one of them. The guard saves work
-//! only: two runs on one tenant at once are safe (see [`crate::gc`]), which
-//! is why a claim whose holder died simply runs out after [`GC_LEASE`].
+//! collected about once per interval, by one of them, and never while a
+//! `gc` command runs on it ([`crate::gc::claim`]). A run renews its claim
+//! while it runs; the claim of an instance that died runs out after
+//! [`claim::CLAIM_LEASE`].
 //!
 //! A run's report goes to the log and its numbers into the tenant's totals.
 //! A failed run is logged with its cause, recorded, and tried again after
@@ -21,19 +22,14 @@
 //! fleet restarted together does not collect everything at once.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use stowage_protocol::ids::TenantId;
 
 use crate::configuration::GcSettings;
-use crate::db::gc_runs::{self, Claim};
+use crate::db::gc_runs;
 use crate::db::{Database, duration_millis, new_row_id, now_millis, tenants};
-use crate::gc::{self, GcOptions, GcReport};
+use crate::gc::{self, GcOptions, GcReport, claim};
 use crate::storage::ObjectStore;
-
-/// How long a claim keeps a tenant when its run neither finishes nor fails
-/// (its instance died): after that another instance may collect it.
-pub const GC_LEASE: Duration = Duration::from_hours(1);
 
 /// What one pass over all tenants did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,16 +88,10 @@ pub async fn collect_due(
     };
     let min_gap = duration_millis(settings.interval) * 9 / 10;
     for tenant in tenants {
-        let now = now_millis();
-        let claim = Claim {
-            holder,
-            now,
-            lease_until: now + duration_millis(GC_LEASE),
-            started_before: now - min_gap,
-        };
-        match gc_runs::claim(db, tenant.id, claim).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let started_before = now_millis() - min_gap;
+        let held = match claim::try_claim(db, tenant.id, holder, started_before).await {
+            Ok(Some(held)) => held,
+            Ok(None) => {
                 report.skipped += 1;
                 continue;
             }
@@ -110,8 +100,8 @@ pub async fn collect_due(
                 report.failed += 1;
                 continue;
             }
-        }
-        match run_one(db, store, tenant.id, settings, holder).await {
+        };
+        match run_one(db, store, tenant.id, settings, holder, held).await {
             Some(run) => {
                 report.collected += 1;
                 report.packs_deleted += run.packs_deleted;
@@ -131,6 +121,7 @@ async fn run_one(
     tenant: TenantId,
     settings: GcSettings,
     holder: &str,
+    held: claim::HeldClaim,
 ) -> Option<GcReport> {
     let options = GcOptions {
         dry_run: false,
@@ -146,6 +137,8 @@ async fn run_one(
         Ok(Err(error)) => Err(format!("{error:#}")),
         Err(join) => Err(format!("the run stopped abnormally - {join}")),
     };
+    // Renewal stops before the record releases the claim.
+    drop(held);
     let recorded = match &outcome {
         Ok(report) => {
             tracing::info!(

@@ -84,11 +84,13 @@ async fn a_gc_killed_at_a_fault_point_converges_on_the_next_run(stack: &Stack, p
 
     // Act
     let killed = gc(stack, Some(point));
+    let claim_was_held = stack.let_killed_run_s_claim_run_out().await;
     assert_live(stack, &repo).await;
     let again = gc(stack, None);
     let third = gc(stack, None);
 
     // Assert
+    assert!(claim_was_held, "the killed run held no claim on the tenant");
     assert!(
         !killed.status.success(),
         "{point:?}: {}",

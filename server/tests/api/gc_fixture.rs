@@ -191,6 +191,25 @@ impl Stack {
         row
     }
 
+    /// Ends the claim of a `gc` that was killed, as its lease running out
+    /// (`gc::claim::CLAIM_LEASE` after its last renewal) would; answers
+    /// whether it was still held, as it must be.
+    pub async fn let_killed_run_s_claim_run_out(&self) -> bool {
+        let mut conn = sqlx::AnyConnection::connect(&self.url).await.unwrap();
+        sqlx::query(AssertSqlSafe(
+            "UPDATE gc_runs SET lease_expires_at = 0 \
+             WHERE tenant_id = $1 AND holder IS NOT NULL AND lease_expires_at > $2"
+                .to_owned(),
+        ))
+        .bind(self.tenant.to_hex())
+        .bind(Utc::now().timestamp_millis())
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected()
+            == 1
+    }
+
     pub async fn object_exists(&self, id: PackId) -> bool {
         self.store.exists(&pack_key(self.tenant, id)).await.unwrap()
     }

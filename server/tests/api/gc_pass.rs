@@ -1,7 +1,10 @@
 //! The server's own garbage collection pass (`scheduler::gc_pass`): a due
 //! tenant is collected and its totals recorded; an instance skips a tenant
 //! another instance collected within the interval or holds under a lease;
-//! and a running server starts the pass by itself.
+//! a `gc` command (`gc::claim::claim_when_free`) waits for the running
+//! collection, however recent, and the pass skips a tenant while one runs;
+//! only a claim's holder renews it; and a running server starts the pass
+//! by itself.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +12,7 @@ use stowage_server::configuration::GcSettings;
 use stowage_server::db::gc_runs::{self, Claim};
 use stowage_server::db::{now_millis, tenants};
 use stowage_server::domain::TenantName;
+use stowage_server::gc::claim;
 use stowage_server::scheduler::gc_pass::{self, PassReport};
 use stowage_server::storage::ObjectStore;
 
@@ -20,6 +24,8 @@ on_both_stacks!(
     a_due_tenant_is_collected_and_its_totals_recorded,
     a_tenant_collected_within_the_interval_is_skipped_by_every_instance,
     a_tenant_another_instance_holds_is_skipped_until_its_lease_runs_out,
+    a_gc_command_waits_for_the_running_collection_and_the_pass_skips_while_it_runs,
+    only_the_holder_renews_a_claim,
 );
 
 fn hourly() -> GcSettings {
@@ -130,6 +136,78 @@ async fn a_tenant_another_instance_holds_is_skipped_until_its_lease_runs_out(sta
     assert!(claimed);
     assert_eq!((while_held.collected, while_held.skipped), (0, 1));
     assert!(expired, "the dead instance's lease did not run out");
+}
+
+async fn a_gc_command_waits_for_the_running_collection_and_the_pass_skips_while_it_runs(
+    stack: &Stack,
+) {
+    // Arrange: a collection (the scheduled one) holds the tenant.
+    let running = claim::try_claim(&stack.db, stack.tenant, "scheduled", now_millis())
+        .await
+        .unwrap()
+        .expect("a free tenant is claimed");
+    let (told, waited) = tokio::sync::oneshot::channel();
+    let command = {
+        let (db, tenant) = (stack.db.clone(), stack.tenant);
+        tokio::spawn(async move {
+            claim::claim_when_free(&db, tenant, "gc-command", move || {
+                told.send(()).unwrap();
+            })
+            .await
+        })
+    };
+
+    // Act: the command finds it held; then the running one finishes.
+    waited.await.expect("the command said it waits");
+    let waiting_still = !command.is_finished();
+    drop(running);
+    gc_runs::finished(&stack.db, stack.tenant, "scheduled", 0, 0)
+        .await
+        .unwrap();
+    let held = command.await.unwrap().unwrap();
+    let eager = GcSettings {
+        interval: Duration::from_millis(1),
+        ..hourly()
+    };
+    let while_command_runs = pass(stack, eager, "instance-b").await;
+    drop(held);
+    gc_runs::finished(&stack.db, stack.tenant, "gc-command", 0, 0)
+        .await
+        .unwrap();
+    let after = pass(stack, eager, "instance-b").await;
+
+    // Assert
+    assert!(
+        waiting_still,
+        "the command did not wait for the running collection"
+    );
+    assert_eq!(
+        (while_command_runs.collected, while_command_runs.skipped),
+        (0, 1)
+    );
+    assert_eq!((after.collected, after.skipped), (1, 0));
+}
+
+async fn only_the_holder_renews_a_claim(stack: &Stack) {
+    // Arrange
+    let held = claim::try_claim(&stack.db, stack.tenant, "instance-a", now_millis())
+        .await
+        .unwrap()
+        .expect("a free tenant is claimed");
+
+    // Act
+    let later = now_millis() + 120_000;
+    let by_holder = gc_runs::renew(&stack.db, stack.tenant, "instance-a", later)
+        .await
+        .unwrap();
+    let by_other = gc_runs::renew(&stack.db, stack.tenant, "instance-b", later)
+        .await
+        .unwrap();
+    drop(held);
+
+    // Assert
+    assert!(by_holder);
+    assert!(!by_other);
 }
 
 #[tokio::test]

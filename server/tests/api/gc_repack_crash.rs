@@ -84,6 +84,7 @@ async fn a_repack_killed_at_a_fault_point_converges(
 
     // Act
     let killed = gc(stack, Some(point));
+    let claim_was_held = stack.let_killed_run_s_claim_run_out().await;
     assert_live_readable(stack, &repo, &case).await;
     let left_by_killed = stack.unindexed_objects().await;
     if forget_between {
@@ -95,6 +96,7 @@ async fn a_repack_killed_at_a_fault_point_converges(
     let third = gc(stack, None);
 
     // Assert
+    assert!(claim_was_held, "the killed run held no claim on the tenant");
     assert!(!killed.status.success(), "{case}: {}", text(&killed.stdout));
     assert!(
         text(&killed.stderr).contains(point.name()),
