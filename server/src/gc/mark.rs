@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use stowage_protocol::blob::BlobKind;
-use stowage_protocol::ids::{BlobId, TenantId, UploadSessionId};
+use stowage_protocol::ids::{BlobId, SnapshotId, TenantId, UploadSessionId};
 
 use super::live_set::{IdSet, LiveSet};
 use crate::db::gc::{self as queries, SnapshotRoots, StoredBlob};
@@ -48,6 +48,38 @@ impl Reached {
     }
 }
 
+/// Which snapshots a walk started from, as a count and an order-free
+/// fingerprint of their ids: two walks from the same snapshots have equal
+/// sets, so one walk's [`Reached`] can stand in for the other's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotSet {
+    count: u64,
+    fingerprint: u64,
+}
+
+impl SnapshotSet {
+    /// Adds `snapshot` (each snapshot once).
+    pub fn add(&mut self, snapshot: SnapshotId) {
+        let hash = blake3::hash(snapshot.as_bytes());
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&hash.as_bytes()[..8]);
+        self.count += 1;
+        self.fingerprint = self.fingerprint.wrapping_add(u64::from_le_bytes(word));
+    }
+}
+
+/// What a finished mark reached and from which roots, kept after its live
+/// set is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkSummary {
+    /// The distinct stored blobs reached.
+    pub reached: Reached,
+    /// The snapshots it started from.
+    pub snapshots: SnapshotSet,
+    /// Whether upload leases were roots too.
+    pub leases: bool,
+}
+
 /// A mark in progress or done: the live set and what it was built from.
 #[derive(Debug)]
 pub struct Marker {
@@ -65,6 +97,8 @@ pub struct Marker {
     sessions: HashMap<UploadSessionId, i64>,
     /// When the mark started, in milliseconds since the epoch.
     started_at: i64,
+    /// The snapshots whose roots were marked.
+    snapshots: SnapshotSet,
 }
 
 impl Marker {
@@ -117,12 +151,22 @@ impl Marker {
             stack: Vec::new(),
             sessions: HashMap::new(),
             started_at: now_millis(),
+            snapshots: SnapshotSet::default(),
         }
     }
 
     /// The distinct stored blobs marked so far, and their bytes.
     pub fn reached(&self) -> Reached {
         self.reached
+    }
+
+    /// What this mark reached and from which roots, for `super::usage`.
+    pub fn summary(&self) -> MarkSummary {
+        MarkSummary {
+            reached: self.reached,
+            snapshots: self.snapshots,
+            leases: !self.sessions.is_empty(),
+        }
     }
 
     /// What is live.
@@ -175,6 +219,9 @@ impl Marker {
         db: &Database,
         snapshots: &[SnapshotRoots],
     ) -> Result<(), DbError> {
+        for snapshot in snapshots {
+            self.snapshots.add(snapshot.id);
+        }
         let roots: Vec<BlobId> = snapshots
             .iter()
             .flat_map(|snapshot| snapshot.roots.iter().copied())

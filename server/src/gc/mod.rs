@@ -151,7 +151,7 @@ use anyhow::Context;
 use stowage_protocol::ids::TenantId;
 
 pub use fault::FaultPoint;
-pub use mark::Marker;
+pub use mark::{MarkSummary, Marker};
 pub use report::GcReport;
 
 use catch_up::CatchUp;
@@ -216,10 +216,10 @@ pub async fn collect(
     let marker = mark(db, tenant, &mut report).await?;
     let reclaimed = |report: &GcReport| report.bytes_reclaimed + report.repack_bytes_reclaimed;
     let reclaimed_before = reclaimed(&report);
-    sweep(db, store, tenant, marker, options, &mut report).await?;
+    let summary = sweep(db, store, tenant, marker, options, &mut report).await?;
     if !options.dry_run {
         let swept = reclaimed(&report) - reclaimed_before;
-        usage::account(db, tenant, swept, &mut report)
+        usage::account(db, tenant, swept, summary, &mut report)
             .await
             .context("unable to record the tenant's storage usage")?;
     }
@@ -256,7 +256,8 @@ pub async fn mark(
 }
 
 /// The sweep of [`collect`] after `marker`: forget dead complete trees,
-/// remove wholly dead packs, delete orphan objects.
+/// remove wholly dead packs, delete orphan objects. Answers what the mark,
+/// caught up, reached and from which roots; its live set is dropped.
 ///
 /// # Errors
 ///
@@ -268,7 +269,7 @@ pub async fn sweep(
     mut marker: Marker,
     options: GcOptions,
     report: &mut GcReport,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<MarkSummary> {
     let classified =
         sweep::classify(db, tenant, &marker, options.repack_below_percent, report).await?;
     let dead = &classified.dead;
@@ -318,5 +319,5 @@ pub async fn sweep(
         dry_run = options.dry_run,
         "garbage collection swept"
     );
-    Ok(())
+    Ok(marker.summary())
 }

@@ -72,9 +72,12 @@ pub struct GcReport {
     pub ended_sessions_removed: u64,
     /// How long the mark took, in seconds.
     pub mark_seconds: f64,
-    /// Plan/agent groups whose referenced bytes were walked and recorded
-    /// (none in a dry run).
+    /// Plan/agent groups whose referenced bytes were recorded (none in a
+    /// dry run).
     pub usage_groups: u64,
+    /// Those of them walked on their own; a tenant's only group, when the
+    /// mark started from exactly its snapshots, takes the mark's figures.
+    pub usage_groups_walked: u64,
     /// How long walking them took, in seconds.
     pub usage_seconds: f64,
     /// Heap of the largest group's live set, in bytes.
@@ -149,8 +152,8 @@ impl fmt::Display for GcReport {
         if !self.dry_run {
             writeln!(
                 f,
-                "usage of {} plan/agent groups walked and recorded in {:.1} s",
-                self.usage_groups, self.usage_seconds
+                "usage of {} plan/agent groups recorded ({} walked) in {:.1} s",
+                self.usage_groups, self.usage_groups_walked, self.usage_seconds
             )?;
         }
         writeln!(

@@ -21,8 +21,8 @@ use chrono::Utc;
 use stowage_protocol::ids::TenantId;
 
 use super::GcReport;
-use super::mark::Marker;
-use crate::db::usage::{self, GroupUsage, RecordedUsage};
+use super::mark::{MarkSummary, Marker, Reached, SnapshotSet};
+use crate::db::usage::{self, GroupUsage, RecordedUsage, SnapshotGroup};
 use crate::db::{Database, DbError};
 
 /// Snapshots read per page of a group.
@@ -30,7 +30,10 @@ const PAGE: usize = 5_000;
 
 /// Walks every group of `tenant`'s snapshots and records them with the
 /// run's figures from `report` and the bytes its sweep and repack deleted
-/// (`swept_bytes`), replacing the last run's.
+/// (`swept_bytes`), replacing the last run's. `mark` is what the run's
+/// mark reached: when the tenant has one group and the mark started from
+/// exactly its snapshots and no lease, the group's figures are the mark's
+/// and it is not walked again.
 ///
 /// # Errors
 ///
@@ -39,21 +42,21 @@ pub async fn account(
     db: &Database,
     tenant: TenantId,
     swept_bytes: u64,
+    mark: MarkSummary,
     report: &mut GcReport,
 ) -> Result<(), DbError> {
     let started = Instant::now();
+    let all = usage::snapshot_groups(db, tenant).await?;
+    let only_group = all.len() == 1;
     let mut groups = Vec::new();
-    for (group, snapshots) in usage::snapshot_groups(db, tenant).await? {
-        let mut marker = Marker::empty(tenant);
-        let mut after = None;
-        loop {
-            let page = usage::group_roots_page(db, tenant, group, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            marker.extend(db, &page).await?;
-        }
-        let reached = marker.reached();
-        report.usage_set_bytes = report.usage_set_bytes.max(marker.live().heap_bytes());
+    for (group, snapshots) in all {
+        let reached =
+            if only_group && !mark.leases && roots_of(db, tenant, group).await? == mark.snapshots {
+                mark.reached
+            } else {
+                report.usage_groups_walked += 1;
+                walk(db, tenant, group, report).await?
+            };
         groups.push(GroupUsage {
             group,
             snapshots,
@@ -83,4 +86,42 @@ pub async fn account(
         "storage usage recorded"
     );
     Ok(())
+}
+
+/// The snapshots of `group`, read page by page.
+async fn roots_of(
+    db: &Database,
+    tenant: TenantId,
+    group: SnapshotGroup,
+) -> Result<SnapshotSet, DbError> {
+    let mut set = SnapshotSet::default();
+    let mut after = None;
+    loop {
+        let page = usage::group_roots_page(db, tenant, group, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for snapshot in &page {
+            set.add(snapshot.id);
+        }
+    }
+    Ok(set)
+}
+
+/// What `group`'s snapshots reach, walked with a fresh [`Marker`].
+async fn walk(
+    db: &Database,
+    tenant: TenantId,
+    group: SnapshotGroup,
+    report: &mut GcReport,
+) -> Result<Reached, DbError> {
+    let mut marker = Marker::empty(tenant);
+    let mut after = None;
+    loop {
+        let page = usage::group_roots_page(db, tenant, group, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        marker.extend(db, &page).await?;
+    }
+    report.usage_set_bytes = report.usage_set_bytes.max(marker.live().heap_bytes());
+    Ok(marker.reached())
 }

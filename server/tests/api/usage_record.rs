@@ -1,16 +1,23 @@
 //! Recording a run's usage figures (`db::usage::record`) when two runs on
 //! one tenant finish at once — a manual `gc` beside the scheduled one:
 //! both succeed, and the figures computed later are the ones that stay,
-//! whichever run writes last. On SQLite and, when configured, PostgreSQL.
+//! whichever run writes last. A tenant with one plan/agent group is not
+//! walked a second time when the mark started from exactly its snapshots,
+//! and gets the figures a walk gives. On SQLite and, when configured,
+//! PostgreSQL.
+
+use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use stowage_server::db::usage::{self, GroupUsage, RecordedUsage, SnapshotGroup};
+use stowage_server::db::{gc_leases, upload_sessions};
 
-use crate::gc_fixture::Stack;
+use crate::gc_fixture::{Stack, data, tree};
 
 on_both_stacks!(
     usage_record_on_postgres:
     runs_recording_at_once_all_succeed_and_the_newest_figures_stay,
+    a_tenant_s_only_group_takes_the_mark_s_figures_which_equal_its_walk,
 );
 
 fn figures(stack: &Stack, computed_at: DateTime<Utc>, live_bytes: u64) -> RecordedUsage {
@@ -64,4 +71,44 @@ async fn runs_recording_at_once_all_succeed_and_the_newest_figures_stay(stack: &
     late_old.expect("older figures are turned away quietly");
     let recorded = usage::last(&stack.db, stack.tenant).await.unwrap().unwrap();
     assert_eq!(recorded, runs[7]);
+}
+
+async fn a_tenant_s_only_group_takes_the_mark_s_figures_which_equal_its_walk(stack: &Stack) {
+    // Arrange: two snapshots of one group sharing a chunk; a dead chunk.
+    let (a, b, shared, dead) = (data(), data(), data(), data());
+    let first = tree(&[a.id, shared.id]);
+    let second = tree(&[b.id, shared.id]);
+    let (first_id, second_id) = (first.id, second.id);
+    stack.pack(&[a, b, shared, dead, first, second]).await;
+    stack.snapshot(first_id).await;
+    stack.snapshot(second_id).await;
+
+    // Act: a run; then one whose mark also starts from a lease, so the
+    // group is walked on its own.
+    let from_mark = stack.collect(false).await;
+    let from_mark_usage = usage::last(&stack.db, stack.tenant).await.unwrap().unwrap();
+    let session = upload_sessions::open(
+        &stack.db,
+        stack.tenant,
+        stack.agent,
+        Duration::from_hours(1),
+    )
+    .await
+    .unwrap();
+    gc_leases::lease_present(&stack.db, stack.tenant, session.id, &[first_id])
+        .await
+        .unwrap();
+    let walked = stack.collect(false).await;
+    let walked_usage = usage::last(&stack.db, stack.tenant).await.unwrap().unwrap();
+
+    // Assert: five blobs of ten bytes, whichever way.
+    assert_eq!(
+        (from_mark.usage_groups, from_mark.usage_groups_walked),
+        (1, 0)
+    );
+    assert_eq!((walked.usage_groups, walked.usage_groups_walked), (1, 1));
+    assert_eq!(from_mark_usage.groups.len(), 1);
+    assert_eq!(from_mark_usage.groups[0].referenced_blobs, 5);
+    assert_eq!(from_mark_usage.groups[0].referenced_bytes, 50);
+    assert_eq!(from_mark_usage.groups, walked_usage.groups);
 }
