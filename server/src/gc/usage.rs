@@ -10,7 +10,11 @@
 //! the tenant's. A blob that several groups reach counts in each of them;
 //! the tenant's live total counts it once, which is why both are kept. The
 //! cost — one more walk per group, so about one more mark when groups share
-//! little — is in the run's report (`usage_seconds`).
+//! little — is in the run's report (`usage_seconds`). A tenant with a single
+//! group (one plan on one agent, the common small case) is not walked
+//! again when the mark started from exactly that group's snapshots (same
+//! count and fingerprint of ids) and from no upload lease: what the mark
+//! reached is then exactly what the group references.
 //!
 //! A dry run walks nothing here and records nothing: it promises to write
 //! nothing, and the figures it could give are the next real run's anyway.
