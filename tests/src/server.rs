@@ -192,64 +192,60 @@ impl TestServer {
             .expect("the test settings are valid")
     }
 
-    /// Runs one SQL statement on the server's database, as an operator's
-    /// hand (or a feature the CLI lacks) would; returns the rows it changed.
-    pub fn execute_sql(&self, statement: &str) -> u64 {
+    /// Runs `work` on a fresh pool of the server's database, then closes it.
+    fn on_database<T>(&self, work: impl AsyncFnOnce(&sqlx::AnyPool) -> T) -> T {
         let url = self.settings().database.url.expose_secret().to_owned();
         block_on(async {
             sqlx::any::install_default_drivers();
             let pool = sqlx::AnyPool::connect(&url)
                 .await
                 .expect("the test database opens");
-            let done = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
-                .execute(&pool)
-                .await
-                .unwrap_or_else(|error| panic!("{statement}: {error}"));
+            let answer = work(&pool).await;
             pool.close().await;
-            done.rows_affected()
+            answer
+        })
+    }
+
+    /// Runs one SQL statement on the server's database, as an operator's
+    /// hand (or a feature the CLI lacks) would; returns the rows it changed.
+    pub fn execute_sql(&self, statement: &str) -> u64 {
+        self.on_database(async |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(pool)
+                .await
+                .unwrap_or_else(|error| panic!("{statement}: {error}"))
+                .rows_affected()
         })
     }
 
     /// The one integer `query` (e.g. a `COUNT(*)`) answers on the server's database.
     pub fn query_number(&self, query: &str) -> i64 {
-        let url = self.settings().database.url.expose_secret().to_owned();
-        block_on(async {
-            use sqlx::Row as _;
-            sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&url)
+        use sqlx::Row as _;
+        self.on_database(async |pool| {
+            sqlx::query(sqlx::AssertSqlSafe(query.to_owned()))
+                .fetch_one(pool)
                 .await
-                .expect("the test database opens");
-            let row = sqlx::query(sqlx::AssertSqlSafe(query.to_owned()))
-                .fetch_one(&pool)
-                .await
-                .unwrap_or_else(|error| panic!("{query}: {error}"));
-            pool.close().await;
-            row.try_get(0)
+                .unwrap_or_else(|error| panic!("{query}: {error}"))
+                .try_get(0)
                 .unwrap_or_else(|error| panic!("{query}: {error}"))
         })
     }
 
     /// Every pack the server's index names (all tenants).
     pub fn indexed_pack_ids(&self) -> Vec<PackId> {
-        let url = self.settings().database.url.expose_secret().to_owned();
-        block_on(async {
-            use sqlx::Row as _;
-            sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&url)
+        use sqlx::Row as _;
+        let rows = self.on_database(async |pool| {
+            sqlx::query("SELECT id FROM packs")
+                .fetch_all(pool)
                 .await
-                .expect("the test database opens");
-            let rows = sqlx::query("SELECT id FROM packs")
-                .fetch_all(&pool)
-                .await
-                .expect("the packs are listed");
-            pool.close().await;
-            rows.iter()
-                .map(|row| {
-                    let bytes: Vec<u8> = row.try_get(0).expect("a pack id is bytes");
-                    PackId::from_bytes(bytes.try_into().expect("a pack id is 32 bytes"))
-                })
-                .collect()
-        })
+                .expect("the packs are listed")
+        });
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get(0).expect("a pack id is bytes");
+                PackId::from_bytes(bytes.try_into().expect("a pack id is 32 bytes"))
+            })
+            .collect()
     }
 
     /// The server's data directory (SQLite database, local objects, log).
@@ -306,21 +302,15 @@ impl TestServer {
     /// (or an index repair) that dropped it would: the pack object stays,
     /// but the server no longer reports the blob as present.
     pub fn forget_blob(&self, id: &BlobId) {
-        let settings = Settings::from_sources(None, &self.env.iter().cloned().collect())
-            .expect("the test settings are valid");
-        let url = settings.database.url.expose_secret().to_owned();
-        block_on(async {
-            sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&url)
-                .await
-                .expect("the test database opens");
-            let deleted = sqlx::query("DELETE FROM blobs WHERE id = $1")
+        let deleted = self.on_database(async |pool| {
+            sqlx::query("DELETE FROM blobs WHERE id = $1")
                 .bind(id.as_bytes().to_vec())
-                .execute(&pool)
+                .execute(pool)
                 .await
-                .expect("the blob row is deleted");
-            assert_eq!(deleted.rows_affected(), 1, "blob {id} was indexed once");
+                .expect("the blob row is deleted")
+                .rows_affected()
         });
+        assert_eq!(deleted, 1, "blob {id} was indexed once");
     }
 
     /// Every pack object the server stores (all tenants), sorted by key.

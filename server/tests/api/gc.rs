@@ -85,14 +85,7 @@ async fn a_blob_leased_to_a_live_session_is_kept_with_everything_below_it(stack:
     let below_pack = stack.pack(std::slice::from_ref(&below)).await;
     let tree_pack = stack.pack(std::slice::from_ref(&leased_tree)).await;
     let unleased = stack.pack(&[data()]).await;
-    let session = upload_sessions::open(
-        &stack.db,
-        stack.tenant,
-        stack.agent,
-        Duration::from_hours(1),
-    )
-    .await
-    .unwrap();
+    let session = stack.open_session().await;
     upload_sessions::lease_blobs(
         &stack.db,
         stack.tenant,
@@ -120,14 +113,7 @@ async fn a_blob_leased_to_an_expired_session_is_collected(stack: &Stack) {
     // Arrange
     let blob = data();
     let pack = stack.pack(std::slice::from_ref(&blob)).await;
-    let session = upload_sessions::open(
-        &stack.db,
-        stack.tenant,
-        stack.agent,
-        Duration::from_hours(1),
-    )
-    .await
-    .unwrap();
+    let session = stack.open_session().await;
     upload_sessions::lease_blobs(&stack.db, stack.tenant, session.id, &[blob.id])
         .await
         .unwrap();
@@ -225,14 +211,7 @@ async fn a_blob_reported_present_between_mark_and_sweep_keeps_its_pack(stack: &S
     // Arrange: a session open before the mark asks about a dead blob after it.
     let blob = data();
     let pack = stack.pack(std::slice::from_ref(&blob)).await;
-    let session = upload_sessions::open(
-        &stack.db,
-        stack.tenant,
-        stack.agent,
-        Duration::from_hours(1),
-    )
-    .await
-    .unwrap();
+    let session = stack.open_session().await;
     let mut report = GcReport::default();
     let marker = gc::mark(&stack.db, stack.tenant, &mut report)
         .await

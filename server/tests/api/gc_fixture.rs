@@ -5,6 +5,7 @@
 //! snapshot is retention's job, not garbage collection's).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use secrecy::ExposeSecret;
@@ -16,6 +17,7 @@ use stowage_server::configuration::DatabaseSettings;
 use stowage_server::db::agents::{self, NewAgent};
 use stowage_server::db::packs::{self, IndexedBlob};
 use stowage_server::db::snapshots::{self, NewSnapshot};
+use stowage_server::db::upload_sessions;
 use stowage_server::db::{Database, tenants};
 use stowage_server::domain::TenantName;
 use stowage_server::gc::{self, GcOptions, GcReport};
@@ -189,6 +191,13 @@ impl Stack {
             "pack {id} is indexed but its object is gone"
         );
         row
+    }
+
+    /// An upload session of the stack's agent, open for an hour.
+    pub async fn open_session(&self) -> upload_sessions::UploadSession {
+        upload_sessions::open(&self.db, self.tenant, self.agent, Duration::from_hours(1))
+            .await
+            .unwrap()
     }
 
     /// Ends the claim of a `gc` that was killed, as its lease running out

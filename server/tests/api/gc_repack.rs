@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use stowage_protocol::ids::{BlobId, PackId};
 use stowage_protocol::pack::{PackReader, verify_pack_id};
-use stowage_server::db::{gc_leases, packs, upload_sessions};
+use stowage_server::db::{gc_leases, packs};
 use stowage_server::gc::{self, GcOptions, GcReport};
 use stowage_server::ingest::pack_key;
 use stowage_server::storage::ObjectStore;
@@ -189,14 +189,7 @@ async fn a_dead_blob_leased_while_its_pack_is_repacked_keeps_the_pack(stack: &St
     // Arrange: a session open before the mark asks about the dead blob
     // after it, so the copy leaves that blob out.
     let repo = partly_dead(stack).await;
-    let session = upload_sessions::open(
-        &stack.db,
-        stack.tenant,
-        stack.agent,
-        Duration::from_hours(1),
-    )
-    .await
-    .unwrap();
+    let session = stack.open_session().await;
 
     // Act
     let report = collect_with(stack, async || {
@@ -225,14 +218,7 @@ async fn a_dead_blob_leased_while_its_pack_is_repacked_keeps_the_pack(stack: &St
 async fn a_live_blob_leased_while_its_pack_is_repacked_moves_to_the_new_pack(stack: &Stack) {
     // Arrange
     let repo = partly_dead(stack).await;
-    let session = upload_sessions::open(
-        &stack.db,
-        stack.tenant,
-        stack.agent,
-        Duration::from_hours(1),
-    )
-    .await
-    .unwrap();
+    let session = stack.open_session().await;
 
     // Act
     let report = collect_with(stack, async || {

@@ -3,8 +3,6 @@
 //! and a session that committed or expired over a week ago goes entirely.
 //! Live sessions and recent ones are left alone. On SQLite and PostgreSQL.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use sqlx::{AssertSqlSafe, Connection};
 use stowage_protocol::ids::{BlobId, UploadSessionId};
@@ -23,14 +21,7 @@ async fn session(
     lease_ends_in: i64,
     committed_ago: Option<i64>,
 ) -> UploadSessionId {
-    let session = upload_sessions::open(
-        &stack.db,
-        stack.tenant,
-        stack.agent,
-        Duration::from_hours(1),
-    )
-    .await
-    .unwrap();
+    let session = stack.open_session().await;
     upload_sessions::lease_blobs(&stack.db, stack.tenant, session.id, blobs)
         .await
         .unwrap();

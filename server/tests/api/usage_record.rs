@@ -6,11 +6,9 @@
 //! and gets the figures a walk gives. On SQLite and, when configured,
 //! PostgreSQL.
 
-use std::time::Duration;
-
 use chrono::{DateTime, TimeDelta, Utc};
+use stowage_server::db::gc_leases;
 use stowage_server::db::usage::{self, GroupUsage, RecordedUsage, SnapshotGroup};
-use stowage_server::db::{gc_leases, upload_sessions};
 
 use crate::gc_fixture::{Stack, data, tree};
 
@@ -87,14 +85,7 @@ async fn a_tenant_s_only_group_takes_the_mark_s_figures_which_equal_its_walk(sta
     // group is walked on its own.
     let from_mark = stack.collect(false).await;
     let from_mark_usage = usage::last(&stack.db, stack.tenant).await.unwrap().unwrap();
-    let session = upload_sessions::open(
-        &stack.db,
-        stack.tenant,
-        stack.agent,
-        Duration::from_hours(1),
-    )
-    .await
-    .unwrap();
+    let session = stack.open_session().await;
     gc_leases::lease_present(&stack.db, stack.tenant, session.id, &[first_id])
         .await
         .unwrap();
