@@ -1,5 +1,6 @@
-//! Who collects which tenant's garbage, and what the server's runs did
-//! (`gc_runs`, one row per tenant; see [`crate::scheduler::gc_pass`]).
+//! Who collects which tenant's garbage, and what the runs did (`gc_runs`,
+//! one row per tenant; see [`crate::gc::claim`] and
+//! [`crate::scheduler::gc_pass`]).
 //!
 //! A claim is one upsert whose `WHERE` both backends evaluate under the
 //! row's lock: it takes the row only when no other holder's lease is
@@ -12,7 +13,7 @@ use stowage_protocol::ids::TenantId;
 
 use super::{Database, DbError, from_millis, query_error, to_i64};
 
-/// What the server's runs on one tenant have done, summed.
+/// What the runs on one tenant have done, summed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GcRunTotals {
     /// Runs that finished.
@@ -153,7 +154,8 @@ pub async fn failed(
     Ok(())
 }
 
-/// The totals of the server's runs on `tenant`; `None` before its first claim.
+/// The totals of the runs on `tenant`, scheduled and by the `gc` command;
+/// `None` before its first claim.
 ///
 /// # Errors
 ///
