@@ -8,7 +8,7 @@ use stowage_protocol::ids::{BlobId, PackId};
 use stowage_server::db::gc_objects;
 use stowage_server::gc::FaultPoint;
 
-use crate::admin_cli::{run, text};
+use crate::admin_cli::text;
 use crate::gc_fixture::{Stack, data, tree};
 
 /// A repository with one snapshot (root tree and two chunks in two packs)
@@ -38,27 +38,6 @@ async fn repository(stack: &Stack) -> Repository {
     }
 }
 
-/// Runs `gc` on the stack's data directory and database.
-fn gc(stack: &Stack, fault: Option<FaultPoint>) -> std::process::Output {
-    let mut envs = vec![("STOWAGE_DATABASE_URL", stack.url.as_str())];
-    if let Some(point) = fault {
-        envs.push(("STOWAGE_GC_FAULT", point.name()));
-    }
-    run(
-        stack.dir.path(),
-        &[
-            "gc",
-            "--tenant",
-            &stack.tenant_name,
-            "--json",
-            "--orphan-min-age",
-            "0s",
-        ],
-        &envs,
-        "",
-    )
-}
-
 async fn assert_live(stack: &Stack, repo: &Repository) {
     for blob in &repo.live_blobs {
         assert!(
@@ -83,11 +62,11 @@ async fn a_gc_killed_at_a_fault_point_converges_on_the_next_run(stack: &Stack, p
     let repo = repository(stack).await;
 
     // Act
-    let killed = gc(stack, Some(point));
+    let killed = stack.gc_command(Some(point));
     let claim_was_held = stack.let_killed_run_s_claim_run_out().await;
     assert_live(stack, &repo).await;
-    let again = gc(stack, None);
-    let third = gc(stack, None);
+    let again = stack.gc_command(None);
+    let third = stack.gc_command(None);
 
     // Assert
     assert!(claim_was_held, "the killed run held no claim on the tenant");

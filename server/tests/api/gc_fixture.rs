@@ -20,7 +20,7 @@ use stowage_server::db::snapshots::{self, NewSnapshot};
 use stowage_server::db::upload_sessions;
 use stowage_server::db::{Database, tenants};
 use stowage_server::domain::TenantName;
-use stowage_server::gc::{self, GcOptions, GcReport};
+use stowage_server::gc::{self, FaultPoint, GcOptions, GcReport};
 use stowage_server::ingest::pack_key;
 use stowage_server::storage::{LocalStore, ObjectStore};
 use tempfile::TempDir;
@@ -191,6 +191,28 @@ impl Stack {
             "pack {id} is indexed but its object is gone"
         );
         row
+    }
+
+    /// Runs the `gc` command (`--json`, no orphan age) on the stack's data
+    /// directory and database, aborting at `fault` when one is given.
+    pub fn gc_command(&self, fault: Option<FaultPoint>) -> std::process::Output {
+        let mut envs = vec![("STOWAGE_DATABASE_URL", self.url.as_str())];
+        if let Some(point) = fault {
+            envs.push(("STOWAGE_GC_FAULT", point.name()));
+        }
+        crate::admin_cli::run(
+            self.dir.path(),
+            &[
+                "gc",
+                "--tenant",
+                &self.tenant_name,
+                "--json",
+                "--orphan-min-age",
+                "0s",
+            ],
+            &envs,
+            "",
+        )
     }
 
     /// An upload session of the stack's agent, open for an hour.

@@ -12,7 +12,7 @@ use stowage_protocol::ids::{BlobId, PackId, SnapshotId};
 use stowage_server::db::gc_objects;
 use stowage_server::gc::FaultPoint;
 
-use crate::admin_cli::{run, text};
+use crate::admin_cli::text;
 use crate::gc_fixture::Stack;
 use crate::gc_real_packs::{sealed_data, sealed_tree};
 
@@ -43,26 +43,6 @@ async fn repository(stack: &Stack) -> Repository {
     }
 }
 
-fn gc(stack: &Stack, fault: Option<FaultPoint>) -> std::process::Output {
-    let mut envs = vec![("STOWAGE_DATABASE_URL", stack.url.as_str())];
-    if let Some(point) = fault {
-        envs.push(("STOWAGE_GC_FAULT", point.name()));
-    }
-    run(
-        stack.dir.path(),
-        &[
-            "gc",
-            "--tenant",
-            &stack.tenant_name,
-            "--json",
-            "--orphan-min-age",
-            "0s",
-        ],
-        &envs,
-        "",
-    )
-}
-
 async fn assert_live_readable(stack: &Stack, repo: &Repository, when: &str) {
     for (blob, bytes) in &repo.live {
         assert_eq!(
@@ -83,7 +63,7 @@ async fn a_repack_killed_at_a_fault_point_converges(
     let case = format!("{point:?}, forgetting a snapshot between runs: {forget_between}");
 
     // Act
-    let killed = gc(stack, Some(point));
+    let killed = stack.gc_command(Some(point));
     let claim_was_held = stack.let_killed_run_s_claim_run_out().await;
     assert_live_readable(stack, &repo, &case).await;
     let left_by_killed = stack.unindexed_objects().await;
@@ -92,8 +72,8 @@ async fn a_repack_killed_at_a_fault_point_converges(
         // the one the killed run wrote.
         stack.forget(repo.other).await;
     }
-    let again = gc(stack, None);
-    let third = gc(stack, None);
+    let again = stack.gc_command(None);
+    let third = stack.gc_command(None);
 
     // Assert
     assert!(claim_was_held, "the killed run held no claim on the tenant");
