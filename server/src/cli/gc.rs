@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::admin::{open, tenant_id};
 use crate::configuration::Settings;
-use crate::db::{gc_runs, new_row_id};
+use crate::db::new_row_id;
 use crate::gc::{self, GcOptions, claim};
 use crate::storage;
 
@@ -75,19 +75,9 @@ pub async fn run(settings: &Settings, args: &GcArgs) -> anyhow::Result<String> {
         .await
         .with_context(|| format!("unable to claim the garbage collection of tenant {name:?}"))?;
         let outcome = gc::collect(&db, store.as_ref(), tenant, options).await;
-        drop(held);
         let recorded = match &outcome {
-            Ok(report) => {
-                gc_runs::finished(
-                    &db,
-                    tenant,
-                    &holder,
-                    report.packs_deleted,
-                    report.bytes_reclaimed + report.orphan_bytes_deleted,
-                )
-                .await
-            }
-            Err(error) => gc_runs::failed(&db, tenant, &holder, &format!("{error:#}")).await,
+            Ok(report) => held.release(Ok(report)).await,
+            Err(error) => held.release(Err(&format!("{error:#}"))).await,
         };
         if let Err(error) = recorded {
             eprintln!(

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use stowage_protocol::ids::TenantId;
 
+use super::GcReport;
 use crate::db::gc_runs::{self, Claim};
 use crate::db::{Database, DbError, duration_millis, now_millis};
 
@@ -29,11 +30,41 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// How often a run waiting for another's claim tries again.
 const WAIT_RETRY: Duration = Duration::from_secs(1);
 
-/// A claim being renewed in the background; dropping it stops renewing
-/// (the caller then records the run, which releases the claim).
+/// A claim being renewed in the background until [`Self::release`] records
+/// the run (dropping it only stops renewing; the lease then runs out).
 #[derive(Debug)]
 pub struct HeldClaim {
     renewal: tokio::task::JoinHandle<()>,
+    db: Database,
+    tenant: TenantId,
+    holder: String,
+}
+
+impl HeldClaim {
+    /// Stops renewing, then records the run's `outcome` in the tenant's
+    /// totals (a report, or the cause of its failure) and releases the
+    /// claim.
+    ///
+    /// # Errors
+    ///
+    /// Fails when the record's statement fails; the lease then runs out
+    /// by itself within [`CLAIM_LEASE`].
+    pub async fn release(self, outcome: Result<&GcReport, &str>) -> Result<(), DbError> {
+        self.renewal.abort();
+        match outcome {
+            Ok(report) => {
+                gc_runs::finished(
+                    &self.db,
+                    self.tenant,
+                    &self.holder,
+                    report.packs_deleted,
+                    report.bytes_reclaimed + report.orphan_bytes_deleted,
+                )
+                .await
+            }
+            Err(cause) => gc_runs::failed(&self.db, self.tenant, &self.holder, cause).await,
+        }
+    }
 }
 
 impl Drop for HeldClaim {
@@ -65,26 +96,33 @@ pub async fn try_claim(
     if !gc_runs::claim(db, tenant, claim).await? {
         return Ok(None);
     }
-    let (db, holder) = (db.clone(), holder.to_owned());
-    let renewal = tokio::spawn(async move {
-        let mut every = tokio::time::interval(RENEW_EVERY);
-        every.tick().await;
-        loop {
+    let renewal = tokio::spawn({
+        let (db, holder) = (db.clone(), holder.to_owned());
+        async move {
+            let mut every = tokio::time::interval(RENEW_EVERY);
             every.tick().await;
-            let lease_until = now_millis() + duration_millis(CLAIM_LEASE);
-            match gc_runs::renew(&db, tenant, &holder, lease_until).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(tenant.id = %tenant, "garbage collection outlived its claim, which another run took; both runs go on");
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(tenant.id = %tenant, %error, "renewing the garbage collection claim failed; trying again");
+            loop {
+                every.tick().await;
+                let lease_until = now_millis() + duration_millis(CLAIM_LEASE);
+                match gc_runs::renew(&db, tenant, &holder, lease_until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(tenant.id = %tenant, "garbage collection outlived its claim, which another run took; both runs go on");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(tenant.id = %tenant, %error, "renewing the garbage collection claim failed; trying again");
+                    }
                 }
             }
         }
     });
-    Ok(Some(HeldClaim { renewal }))
+    Ok(Some(HeldClaim {
+        renewal,
+        db: db.clone(),
+        tenant,
+        holder: holder.to_owned(),
+    }))
 }
 
 /// Claims `tenant` for `holder` as soon as no other run holds it, however

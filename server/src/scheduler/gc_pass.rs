@@ -26,7 +26,6 @@ use std::sync::Arc;
 use stowage_protocol::ids::TenantId;
 
 use crate::configuration::GcSettings;
-use crate::db::gc_runs;
 use crate::db::{Database, duration_millis, new_row_id, now_millis, tenants};
 use crate::gc::{self, GcOptions, GcReport, claim};
 use crate::storage::ObjectStore;
@@ -101,7 +100,7 @@ pub async fn collect_due(
                 continue;
             }
         };
-        match run_one(db, store, tenant.id, settings, holder, held).await {
+        match run_one(db, store, tenant.id, settings, held).await {
             Some(run) => {
                 report.collected += 1;
                 report.packs_deleted += run.packs_deleted;
@@ -120,7 +119,6 @@ async fn run_one(
     store: &Arc<dyn ObjectStore>,
     tenant: TenantId,
     settings: GcSettings,
-    holder: &str,
     held: claim::HeldClaim,
 ) -> Option<GcReport> {
     let options = GcOptions {
@@ -137,36 +135,24 @@ async fn run_one(
         Ok(Err(error)) => Err(format!("{error:#}")),
         Err(join) => Err(format!("the run stopped abnormally - {join}")),
     };
-    // Renewal stops before the record releases the claim.
-    drop(held);
-    let recorded = match &outcome {
-        Ok(report) => {
-            tracing::info!(
-                tenant.id = %tenant,
-                packs_deleted = report.packs_deleted,
-                blobs_deleted = report.blobs_deleted,
-                bytes_reclaimed = report.bytes_reclaimed,
-                orphans_deleted = report.orphans_deleted,
-                packs_kept_by_backups = report.packs_kept_by_backups,
-                partly_dead_packs = report.partly_dead_packs,
-                catch_ups = report.catch_ups,
-                seconds = report.total_seconds,
-                "scheduled garbage collection finished"
-            );
-            gc_runs::finished(
-                db,
-                tenant,
-                holder,
-                report.packs_deleted,
-                report.bytes_reclaimed + report.orphan_bytes_deleted,
-            )
-            .await
-        }
+    match &outcome {
+        Ok(report) => tracing::info!(
+            tenant.id = %tenant,
+            packs_deleted = report.packs_deleted,
+            blobs_deleted = report.blobs_deleted,
+            bytes_reclaimed = report.bytes_reclaimed,
+            orphans_deleted = report.orphans_deleted,
+            packs_kept_by_backups = report.packs_kept_by_backups,
+            partly_dead_packs = report.partly_dead_packs,
+            catch_ups = report.catch_ups,
+            seconds = report.total_seconds,
+            "scheduled garbage collection finished"
+        ),
         Err(cause) => {
             tracing::error!(tenant.id = %tenant, %cause, "scheduled garbage collection failed; retrying next interval");
-            gc_runs::failed(db, tenant, holder, cause).await
         }
-    };
+    }
+    let recorded = held.release(outcome.as_ref().map_err(String::as_str)).await;
     if let Err(error) = recorded {
         tracing::error!(tenant.id = %tenant, %error, "recording a garbage collection run failed; its claim runs out on its own");
     }
