@@ -32,14 +32,28 @@ use super::{
 ///
 /// # Errors
 ///
-/// Fails when a query fails or a stored id is malformed.
+/// Fails when no connection can be had, a query fails or a stored id is
+/// malformed.
 pub async fn known(
     db: &Database,
     tenant: TenantId,
     trees: &[BlobId],
 ) -> Result<Vec<BlobId>, DbError> {
+    known_in(&mut *db.acquire().await?, tenant, trees).await
+}
+
+/// [`known`] on `conn`: a connection or a transaction.
+///
+/// # Errors
+///
+/// Fails when a query fails or a stored id is malformed.
+pub async fn known_in(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    trees: &[BlobId],
+) -> Result<Vec<BlobId>, DbError> {
     select_ids_for(
-        db,
+        conn,
         tenant,
         trees,
         "tree_id",

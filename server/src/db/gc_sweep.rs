@@ -31,12 +31,7 @@ use super::{
 ///
 /// Fails when the query fails.
 pub async fn epoch(db: &Database, tenant: TenantId) -> Result<i64, DbError> {
-    let mut conn = db
-        .pool()
-        .acquire()
-        .await
-        .map_err(query_error("reach the database"))?;
-    read_epoch(&mut conn, tenant, "").await
+    read_epoch(&mut *db.acquire().await?, tenant, "").await
 }
 
 /// The tenant's epoch, read on `conn` (the committing transaction) and, on

@@ -54,7 +54,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, ConnectOptions, Row};
 use stowage_protocol::ids::{BlobId, TenantId};
 
 use crate::configuration::DatabaseSettings;
@@ -231,6 +232,19 @@ impl Database {
             .map_err(query_error("begin a transaction"))
     }
 
+    /// One connection of the pool, for a series of reads that the `*_in`
+    /// functions run either on it or inside a transaction.
+    ///
+    /// # Errors
+    ///
+    /// Fails when no connection can be had.
+    pub async fn acquire(&self) -> Result<PoolConnection<Any>, DbError> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(query_error("take a database connection"))
+    }
+
     /// Which engine this is.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -384,7 +398,7 @@ fn tenant_ids_query<'a>(
 /// The 32-byte ids in `column` of every row `sql_for` selects for each batch
 /// of `ids` (see [`tenant_ids_query`]), in no particular order.
 async fn select_ids_for(
-    db: &Database,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     ids: &[BlobId],
     column: &'static str,
@@ -394,7 +408,7 @@ async fn select_ids_for(
     let mut found = Vec::new();
     for batch in ids.chunks(MAX_BOUND_IDS) {
         let rows = tenant_ids_query(tenant, batch, &sql_for)
-            .fetch_all(db.pool())
+            .fetch_all(&mut *conn)
             .await
             .map_err(query_error(action))?;
         for row in &rows {

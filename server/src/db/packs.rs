@@ -331,6 +331,19 @@ pub async fn locate(
     tenant: TenantId,
     ids: &[BlobId],
 ) -> Result<Vec<BlobLocation>, DbError> {
+    locate_in(&mut *db.acquire().await?, tenant, ids).await
+}
+
+/// [`locate`] on `conn`: a connection or a transaction.
+///
+/// # Errors
+///
+/// Fails when a query fails.
+pub async fn locate_in(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    ids: &[BlobId],
+) -> Result<Vec<BlobLocation>, DbError> {
     let mut found = Vec::new();
     for batch in ids.chunks(MAX_BOUND_IDS) {
         let query = tenant_ids_query(tenant, batch, |ids| {
@@ -340,7 +353,7 @@ pub async fn locate(
             )
         });
         let rows = query
-            .fetch_all(db.pool())
+            .fetch_all(&mut *conn)
             .await
             .map_err(query_error("look up blobs"))?;
         for row in &rows {
@@ -380,19 +393,24 @@ pub async fn tree_refs(
 
 /// Every blob that any of the tree blobs `trees` of `tenant` references, in
 /// no particular order and with repeats (one query per batch of trees, for
-/// the commit's reachability walk).
+/// the commit's reachability walk), on `conn`: a connection or a transaction.
 ///
 /// # Errors
 ///
 /// Fails when a query fails.
-pub async fn refs_of(
-    db: &Database,
+pub async fn refs_of_in(
+    conn: &mut AnyConnection,
     tenant: TenantId,
     trees: &[BlobId],
 ) -> Result<Vec<BlobId>, DbError> {
-    select_ids_for(db, tenant, trees, "ref_id", "read tree references", |ids| {
-        format!("SELECT ref_id FROM blob_refs WHERE tenant_id = $1 AND tree_id IN ({ids})")
-    })
+    select_ids_for(
+        conn,
+        tenant,
+        trees,
+        "ref_id",
+        "read tree references",
+        |ids| format!("SELECT ref_id FROM blob_refs WHERE tenant_id = $1 AND tree_id IN ({ids})"),
+    )
     .await
 }
 

@@ -70,9 +70,10 @@
 //! deletes the rest (a pack another run swept meanwhile is not counted).
 //! A commit, for its part, walks reachability before its transaction and
 //! trusts what it saw; it reads the epoch before the walk and again, locked,
-//! inside its transaction, and walks again when a sweep ran in between, so
-//! no snapshot becomes visible on the strength of a walk that saw a blob a
-//! sweep then deleted. Sessions that keep being active make the run catch up
+//! inside its transaction, and when a sweep ran in between walks again
+//! inside the transaction, where the lock keeps every sweep out until it
+//! ends, so no snapshot becomes visible on the strength of a walk that saw
+//! a blob a sweep then deleted, and a long sweep cannot hold a commit back. Sessions that keep being active make the run catch up
 //! at most three times; after that it deletes on the strength of the epoch
 //! and the lease check alone, at the cost described next.
 //!

@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sqlx::AnyConnection;
 use stowage_protocol::api::MAX_REPORTED_MISSING;
 use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, TenantId};
@@ -31,15 +32,30 @@ pub struct Walk {
     pub start_kinds: HashMap<BlobId, BlobKind>,
 }
 
-/// Walks from `starts` through tree references (see the module docs).
+/// Walks from `starts` through tree references (see the module docs), on
+/// a connection of its own.
 ///
 /// A missing tree's references are unknown, so the walk cannot see below
 /// it; the agent learns of those on its next commit.
 ///
 /// # Errors
 ///
-/// Fails when a query fails.
+/// Fails when no connection can be had or a query fails.
 pub async fn walk(db: &Database, tenant: TenantId, starts: &[BlobId]) -> Result<Walk, DbError> {
+    walk_in(&mut *db.acquire().await?, tenant, starts).await
+}
+
+/// [`walk`] on `conn`: a connection, or a transaction whose locks keep
+/// what the walk sees from changing until it ends.
+///
+/// # Errors
+///
+/// Fails when a query fails.
+pub async fn walk_in(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    starts: &[BlobId],
+) -> Result<Walk, DbError> {
     let mut found = Walk::default();
     let mut visited: HashSet<BlobId> = HashSet::new();
     let mut frontier: Vec<BlobId> = starts
@@ -49,7 +65,7 @@ pub async fn walk(db: &Database, tenant: TenantId, starts: &[BlobId]) -> Result<
         .collect();
     let mut first_level = true;
     while !frontier.is_empty() {
-        let kinds: HashMap<BlobId, BlobKind> = packs::locate(db, tenant, &frontier)
+        let kinds: HashMap<BlobId, BlobKind> = packs::locate_in(conn, tenant, &frontier)
             .await?
             .into_iter()
             .map(|location| (location.id, location.kind))
@@ -71,12 +87,12 @@ pub async fn walk(db: &Database, tenant: TenantId, starts: &[BlobId]) -> Result<
                 Some(BlobKind::Data) => {}
             }
         }
-        let complete: HashSet<BlobId> = complete_trees::known(db, tenant, &trees)
+        let complete: HashSet<BlobId> = complete_trees::known_in(conn, tenant, &trees)
             .await?
             .into_iter()
             .collect();
         trees.retain(|tree| !complete.contains(tree));
-        frontier = packs::refs_of(db, tenant, &trees)
+        frontier = packs::refs_of_in(conn, tenant, &trees)
             .await?
             .into_iter()
             .filter(|child| visited.insert(*child))

@@ -198,7 +198,7 @@ fn random_blob() -> BlobId {
     BlobId::from_bytes(bytes)
 }
 
-fn tree(refs: &[BlobId]) -> IndexedBlob {
+pub(crate) fn tree(refs: &[BlobId]) -> IndexedBlob {
     let mut refs = refs.to_vec();
     refs.sort_unstable();
     IndexedBlob {
@@ -210,7 +210,7 @@ fn tree(refs: &[BlobId]) -> IndexedBlob {
     }
 }
 
-fn data() -> IndexedBlob {
+pub(crate) fn data() -> IndexedBlob {
     IndexedBlob {
         id: random_blob(),
         kind: BlobKind::Data,
@@ -220,7 +220,7 @@ fn data() -> IndexedBlob {
     }
 }
 
-async fn index_blobs(app: &TestApp, agent: &Enrolled, blobs: &[IndexedBlob]) {
+pub(crate) async fn index_blobs(app: &TestApp, agent: &Enrolled, blobs: &[IndexedBlob]) {
     let mut pack = [0u8; 32];
     getrandom::fill(&mut pack).unwrap();
     packs::index(
@@ -234,7 +234,11 @@ async fn index_blobs(app: &TestApp, agent: &Enrolled, blobs: &[IndexedBlob]) {
     .unwrap();
 }
 
-async fn commit_in_new_session(app: &TestApp, agent: &Enrolled, root: BlobId) -> StatusCode {
+pub(crate) async fn commit_in_new_session(
+    app: &TestApp,
+    agent: &Enrolled,
+    root: BlobId,
+) -> StatusCode {
     let session = open_session(app, &agent.credential)
         .await
         .session_id

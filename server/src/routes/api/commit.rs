@@ -21,11 +21,17 @@
 //! Garbage collection's sweep may still remove a blob the walk saw (one
 //! that only a snapshot forgotten meanwhile protected): every sweep bumps
 //! the tenant's epoch, which the commit reads before the walk and again,
-//! locked, inside its transaction, and a commit that sees it change walks
-//! again instead of trusting the first walk (`crate::gc` explains why).
+//! locked, inside its transaction. A commit that sees it change walks again
+//! inside the transaction, where no sweep can run until it ends (it holds
+//! SQLite's write lock, or on PostgreSQL the epoch row that each sweep
+//! transaction updates first), instead of trusting the first walk (`crate::gc`
+//! explains why). Walking again outside would let a long sweep, whose
+//! transactions come every few dozen milliseconds, overtake every walk and
+//! hold the backup back until it ended.
 
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
+use sqlx::AnyConnection;
 use stowage_protocol::api::{CommitSnapshotRequest, CommitSnapshotResponse};
 use stowage_protocol::blob::BlobKind;
 use stowage_protocol::ids::{BlobId, SnapshotId, TenantId, UploadSessionId};
@@ -38,10 +44,6 @@ use crate::db::snapshots::{self, InsertOutcome, NewSnapshot};
 use crate::db::{Database, DbError, complete_trees, gc_sweep, upload_sessions};
 use crate::ingest::pause::{PausePoint, pause_at};
 use crate::ingest::reachability;
-
-/// How many times a commit walks before giving up on a tenant whose
-/// garbage collection keeps sweeping during the walk.
-const MAX_WALKS: u32 = 3;
 
 /// Commits the record in the body: 201 when stored now, 200 with
 /// `already_committed` for a retry of a stored snapshot.
@@ -80,75 +82,72 @@ pub async fn commit(
         .collect();
     let canonical = String::from_utf8(record.canonical_bytes())
         .context("a snapshot record's canonical JSON is not UTF-8")?;
-    let mut attempt = 1;
-    loop {
-        // The walk trusts what it found until the transaction commits; a sweep
-        // that ran in between may have removed some of it, and bumps the epoch.
-        let epoch = gc_sweep::epoch(&db, who.tenant)
-            .await
-            .context("unable to read the garbage collection epoch")?;
-        let walk = checked_walk(&db, who.tenant, &record, &starts).await?;
-
-        let mut tx = db
-            .begin()
-            .await
-            .context("unable to begin committing a snapshot")?;
-        let open = upload_sessions::mark_committed_in(&mut tx, who.tenant, session.id)
-            .await
-            .context("unable to mark an upload session committed")?;
-        if !open {
-            // Another commit of this session won, or the lease ran out during
-            // the walk: nothing of this one is written.
-            drop(tx);
-            return answer_committed(&db, who.tenant, session.id, id).await;
-        }
-        let epoch_now = gc_sweep::epoch_in(&mut tx, db.backend(), who.tenant)
-            .await
-            .context("unable to lock the garbage collection epoch")?;
-        if epoch_now != epoch {
-            drop(tx);
-            if attempt == MAX_WALKS {
-                return Err(anyhow::anyhow!(
-                    "garbage collection swept the tenant's packs during each of {MAX_WALKS} \
-                 reachability walks of snapshot {}; the commit may be retried",
-                    id.to_hex()
-                )
-                .into());
-            }
-            attempt += 1;
-            continue;
-        }
-        let outcome = snapshots::insert_in(
-            &mut tx,
-            who.tenant,
-            NewSnapshot {
-                id,
-                agent_id: who.agent,
-                record: &canonical,
-                root: record.root,
-                hostname: &record.hostname,
-                plan_id: record.plan,
-                started_at: record.started_at,
-                finished_at: record.finished_at,
-            },
-        )
+    // The walk trusts what it found until the transaction commits; a sweep
+    // that ran in between may have removed some of it, and bumps the epoch.
+    let epoch = gc_sweep::epoch(&db, who.tenant)
         .await
-        .context("unable to store a snapshot")?;
-        complete_trees::record(&mut tx, who.tenant, &walk.walked_trees)
-            .await
-            .context("unable to record the trees of a snapshot as complete")?;
-        pause_at(PausePoint::CommitBeforeTransactionEnd).await;
-        tx.commit()
-            .await
-            .context("unable to commit a snapshot's transaction")?;
-        tracing::info!(
-            snapshot.id = %id.to_hex(),
-            trees_walked = walk.walked_trees.len(),
-            ?outcome,
-            "snapshot committed"
-        );
-        return Ok(answer(id, outcome == InsertOutcome::AlreadyCommitted));
+        .context("unable to read the garbage collection epoch")?;
+    let mut walk = checked_walk(
+        &mut *db.acquire().await.context("unable to walk a snapshot")?,
+        who.tenant,
+        &record,
+        &starts,
+    )
+    .await?;
+
+    let mut tx = db
+        .begin()
+        .await
+        .context("unable to begin committing a snapshot")?;
+    let open = upload_sessions::mark_committed_in(&mut tx, who.tenant, session.id)
+        .await
+        .context("unable to mark an upload session committed")?;
+    if !open {
+        // Another commit of this session won, or the lease ran out during
+        // the walk: nothing of this one is written.
+        drop(tx);
+        return answer_committed(&db, who.tenant, session.id, id).await;
     }
+    let epoch_now = gc_sweep::epoch_in(&mut tx, db.backend(), who.tenant)
+        .await
+        .context("unable to lock the garbage collection epoch")?;
+    let walked_under_lock = epoch_now != epoch;
+    if walked_under_lock {
+        // A sweep ran during the walk: walk again where none can (see the
+        // module docs). Refused, the transaction rolls back.
+        walk = checked_walk(&mut tx, who.tenant, &record, &starts).await?;
+    }
+    let outcome = snapshots::insert_in(
+        &mut tx,
+        who.tenant,
+        NewSnapshot {
+            id,
+            agent_id: who.agent,
+            record: &canonical,
+            root: record.root,
+            hostname: &record.hostname,
+            plan_id: record.plan,
+            started_at: record.started_at,
+            finished_at: record.finished_at,
+        },
+    )
+    .await
+    .context("unable to store a snapshot")?;
+    complete_trees::record(&mut tx, who.tenant, &walk.walked_trees)
+        .await
+        .context("unable to record the trees of a snapshot as complete")?;
+    pause_at(PausePoint::CommitBeforeTransactionEnd).await;
+    tx.commit()
+        .await
+        .context("unable to commit a snapshot's transaction")?;
+    tracing::info!(
+        snapshot.id = %id.to_hex(),
+        trees_walked = walk.walked_trees.len(),
+        walked_under_lock,
+        ?outcome,
+        "snapshot committed"
+    );
+    Ok(answer(id, outcome == InsertOutcome::AlreadyCommitted))
 }
 
 /// The reachability walk of `record` from `starts`, refused when the root
@@ -159,13 +158,13 @@ pub async fn commit(
 /// 400 for a data-blob root; 409 `missing_blobs` naming what is missing;
 /// 500 when the database fails.
 async fn checked_walk(
-    db: &Database,
+    conn: &mut AnyConnection,
     tenant: TenantId,
     record: &SnapshotRecord,
     starts: &[BlobId],
 ) -> Result<reachability::Walk, Failure> {
     let id = record.id();
-    let walk = reachability::walk(db, tenant, starts)
+    let walk = reachability::walk_in(conn, tenant, starts)
         .await
         .context("unable to check which blobs a snapshot reaches")?;
     if walk.start_kinds.get(&record.root) == Some(&BlobKind::Data) {
