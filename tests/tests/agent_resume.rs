@@ -3,14 +3,15 @@
 //! store itself: the plaintext tables of every stored pack list each blob id
 //! at most once, so no chunk was uploaded twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use stowage_e2e::agent::Tenant;
 use stowage_e2e::compare::{Checks, assert_identical};
 use stowage_e2e::fixture;
-use stowage_e2e::server::{Backend, StoredPack, TestServer};
+use stowage_e2e::server::{Backend, StoredPack, TestServer, pack_id_of};
 use stowage_e2e::{on_both_backends, restored_root};
+use stowage_protocol::ids::PackId;
 
 /// Size of the source: several packs' worth, slow to upload at the limit.
 const FILES: u64 = 4;
@@ -57,7 +58,7 @@ fn a_backup_killed_midway_resumes_without_uploading_any_chunk_twice(backend: Bac
     }
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
-    let stored_at_kill = server.pack_keys().len();
+    let stored_at_kill = settled_pack_count(&server);
     let rerun = agent.backup(&[&root]);
 
     // Assert
@@ -97,6 +98,33 @@ fn a_backup_killed_midway_resumes_without_uploading_any_chunk_twice(backend: Bac
             xattrs: false,
         },
     );
+}
+
+/// The number of packs stored once every stored pack is indexed and none
+/// has appeared for two seconds. A pack the killed agent had sent whole is
+/// still stored and indexed after the kill (the server finishes what it
+/// received); a rerun that asked about its chunks before then would rightly
+/// upload them again, which is not what this test is about.
+fn settled_pack_count(server: &TestServer) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The stored count last seen, and since when it has not changed.
+    let (mut count, mut since) = (usize::MAX, Instant::now());
+    loop {
+        let stored: HashSet<PackId> = server.pack_keys().iter().map(pack_id_of).collect();
+        let indexed: HashSet<PackId> = server.indexed_pack_ids().into_iter().collect();
+        if stored.len() != count {
+            (count, since) = (stored.len(), Instant::now());
+        } else if stored.is_subset(&indexed) && since.elapsed() >= Duration::from_secs(2) {
+            return stored.len();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server's stored packs did not settle within 30 s of the kill: {} stored, {} indexed",
+            stored.len(),
+            indexed.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 on_both_backends!(a_backup_killed_midway_resumes_without_uploading_any_chunk_twice);
