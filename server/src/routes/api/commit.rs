@@ -88,7 +88,10 @@ pub async fn commit(
         .await
         .context("unable to read the garbage collection epoch")?;
     let mut walk = checked_walk(
-        &mut *db.acquire().await.context("unable to walk a snapshot")?,
+        &mut *db
+            .acquire()
+            .await
+            .context("unable to take a database connection to walk a snapshot")?,
         who.tenant,
         &record,
         &starts,
